@@ -1,0 +1,1 @@
+"""Configuration files (YAML tables); this marker only makes them loadable as package resources."""

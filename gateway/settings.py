@@ -1,0 +1,237 @@
+"""The gateway's one settings model, and how it is loaded and checked.
+
+Sources, later ones winning: ``config/gateway.yaml`` (the documented defaults, shipped in the
+package), an optional user file (``--config FILE`` or ``XUELIANG_CONFIG``), then environment
+variables ``XUELIANG_<SECTION>__<KEY>`` (e.g. ``XUELIANG_HTTP__PORT=9000``). Every section
+forbids unknown keys, so a typo is an error with its key path, not a silently ignored setting.
+
+Secrets (``security.*``) are refused while they hold a placeholder, unless ``environment`` is
+``development``; validation without that context assumes production.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import importlib.resources
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from xueliang.gateway.errors import ConfigError, ConfigProblem
+
+ENV_PREFIX = "XUELIANG_"
+PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "please-change", "xxx"})
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+# The environment the settings being validated are for. A context variable rather than pydantic's
+# validation context, which BaseSettings does not hand down to nested sections.
+_VALIDATING_FOR: contextvars.ContextVar[str] = contextvars.ContextVar("environment", default="production")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class NodeSettings(Section):
+    mode: Literal["embedded", "scaleout"] = Field(
+        "embedded", description="embedded: one process on SQLite; scaleout: N nodes on Redis"
+    )
+    name: str = Field("", description="This node's name in scale-out (default: the host name)")
+    data_dir: Path = Field(Path("var"), description="Where SQLite files, evidence and dev secrets live")
+
+
+class HttpSettings(Section):
+    host: str = Field("127.0.0.1", description="Address the API listens on")
+    port: int = Field(8080, ge=1, le=65535, description="Port the API listens on")
+    public_url: str = Field("", description="URL people reach the gateway at (QR codes, links)")
+
+
+class SecuritySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret_key: SecretStr = Field(
+        SecretStr("change-me"), description="Signs login tokens; 32+ random characters"
+    )
+    camera_key: SecretStr = Field(
+        SecretStr("change-me"),
+        description="Fernet key (urlsafe base64, 32 bytes) encrypting camera passwords at rest",
+    )
+    token_ttl_s: int = Field(8 * 3600, ge=60, description="Lifetime of a login token, seconds")
+    allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8")],
+        description="The only networks the gateway connects to (cameras, intake); CIDR list",
+    )
+    bootstrap_admin: str = Field("admin", description="Admin user created on first start if none exists")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_always_checked(cls, data: Any) -> Any:
+        # Defaults are not validated with the caller's context, so give missing secrets explicitly.
+        if isinstance(data, dict):
+            data = {"secret_key": "change-me", "camera_key": "change-me", **data}
+        return data
+
+    @field_validator("secret_key", "camera_key")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        environment = _VALIDATING_FOR.get()
+        if value.get_secret_value().strip().lower() in PLACEHOLDERS and environment != Environment.DEVELOPMENT:
+            raise ValueError(
+                f"placeholder secret refused in {environment} mode; set "
+                f"{ENV_PREFIX}SECURITY__{str(info.field_name).upper()} (or environment: development)"
+            )
+        if info.field_name == "secret_key" and environment != Environment.DEVELOPMENT:
+            if len(value.get_secret_value()) < 32:
+                raise ValueError("secret_key must be at least 32 characters")
+        return value
+
+
+class StorageSettings(Section):
+    sqlite_path: Path = Field(Path("gateway.sqlite3"), description="SQLite file, relative to node.data_dir")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (scale-out mode)")
+    redis_prefix: str = Field("xl:", description="Prefix of every Redis key this gateway writes")
+    job_queue_capacity: int = Field(10_000, ge=1, description="Bound of the patrol job queue")
+    job_visibility_s: float = Field(60.0, gt=0, description="A taken job not acknowledged by then is redelivered")
+    bus_maxlen: int = Field(100_000, ge=100, description="Messages kept per bus topic (oldest trimmed)")
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Root log level")
+    json_format: bool = Field(False, description="One JSON object per line instead of text")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, one nested model per section."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__", validate_default=True
+    )
+
+    environment: Environment = Field(
+        Environment.PRODUCTION, description="development accepts placeholder secrets; production refuses them"
+    )
+    node: NodeSettings = Field(default_factory=NodeSettings, description="This node")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="The HTTP API")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings,
+        description="Auth and secrets",
+    )
+    storage: StorageSettings = Field(default_factory=StorageSettings, description="Stores, queue, bus")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging")
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.node.data_dir / self.storage.sqlite_path
+
+
+def default_config_text() -> str:
+    return importlib.resources.files("xueliang.config").joinpath("gateway.yaml").read_text("utf-8")
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        raise ConfigError(source, [ConfigProblem(where, f"not valid YAML: {exc}", "fix the syntax")]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigProblem("(top)", "must be a mapping of sections", "see config/gateway.yaml")])
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _hint(error_type: str, key: str) -> str:
+    if error_type == "extra_forbidden":
+        return "remove it or correct its spelling; `xueliang config show` prints the valid keys"
+    if error_type == "missing":
+        return "add this key"
+    if key.startswith("security."):
+        return "set it in the environment, never in a file under version control"
+    return "see config/gateway.yaml for the documented default and type"
+
+
+def problems_from(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"]) or "(top)"
+        message = item["msg"]
+        if item["type"] not in ("extra_forbidden", "missing") and not key.startswith("security."):
+            message = f"{message} (got {item['input']!r})"
+        problems.append(ConfigProblem(key, message, _hint(item["type"], key)))
+    return problems
+
+
+def raw_settings(user_file: Path | None = None, environ: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """The merged raw values of every source, and a description of the sources."""
+    sources = ["config/gateway.yaml (defaults)"]
+    merged = _read_yaml(default_config_text(), "config/gateway.yaml")
+    if user_file is None and (env_file := (environ or os.environ).get(f"{ENV_PREFIX}CONFIG")):
+        user_file = Path(env_file)
+    if user_file is not None:
+        try:
+            text = user_file.read_text("utf-8-sig")
+        except OSError as exc:
+            raise ConfigError(str(user_file), [ConfigProblem("(file)", f"cannot read: {exc.strerror}", "check the path")]) from exc
+        merged = _merge(merged, _read_yaml(text, str(user_file)))
+        sources.append(str(user_file))
+    env_values = _env_values(environ)
+    if env_values:
+        sources.append("environment")
+    return _merge(merged, env_values), ", ".join(sources)
+
+
+def _env_values(environ: dict[str, str] | None) -> dict[str, Any]:
+    saved = None
+    if environ is not None:
+        saved, os.environ = os.environ, environ  # type: ignore[assignment]
+    try:
+        source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+        return dict(source())
+    finally:
+        if saved is not None:
+            os.environ = saved  # type: ignore[assignment]
+
+
+def load_settings(user_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Load and validate; raises ``ConfigError`` listing every problem with its key path."""
+    raw, source = raw_settings(user_file, environ)
+    raw = _merge(raw, overrides)
+    token = _VALIDATING_FOR.set(str(raw.get("environment", Environment.PRODUCTION)))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc)) from None
+    finally:
+        _VALIDATING_FOR.reset(token)
