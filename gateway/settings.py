@@ -16,6 +16,7 @@ import enum
 import importlib.resources
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,9 +70,7 @@ class HttpSettings(Section):
 class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    secret_key: SecretStr = Field(
-        SecretStr("change-me"), description="Signs login tokens; 32+ random characters"
-    )
+    secret_key: SecretStr = Field(SecretStr("change-me"), description="Signs login tokens; 32+ random characters")
     camera_key: SecretStr = Field(
         SecretStr("change-me"),
         description="Fernet key (urlsafe base64, 32 bytes) encrypting camera passwords at rest",
@@ -100,9 +99,9 @@ class SecuritySettings(BaseModel):
                 f"placeholder secret refused in {environment} mode; set "
                 f"{ENV_PREFIX}SECURITY__{str(info.field_name).upper()} (or environment: development)"
             )
-        if info.field_name == "secret_key" and environment != Environment.DEVELOPMENT:
-            if len(value.get_secret_value()) < 32:
-                raise ValueError("secret_key must be at least 32 characters")
+        short = len(value.get_secret_value()) < 32
+        if info.field_name == "secret_key" and environment != Environment.DEVELOPMENT and short:
+            raise ValueError("secret_key must be at least 32 characters")
         return value
 
 
@@ -193,7 +192,7 @@ def problems_from(error: ValidationError) -> list[ConfigProblem]:
     return problems
 
 
-def raw_settings(user_file: Path | None = None, environ: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+def raw_settings(user_file: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str]:
     """The merged raw values of every source, and a description of the sources."""
     sources = ["config/gateway.yaml (defaults)"]
     merged = _read_yaml(default_config_text(), "config/gateway.yaml")
@@ -203,7 +202,8 @@ def raw_settings(user_file: Path | None = None, environ: dict[str, str] | None =
         try:
             text = user_file.read_text("utf-8-sig")
         except OSError as exc:
-            raise ConfigError(str(user_file), [ConfigProblem("(file)", f"cannot read: {exc.strerror}", "check the path")]) from exc
+            problem = ConfigProblem("(file)", f"cannot read: {exc.strerror}", "check the path")
+            raise ConfigError(str(user_file), [problem]) from exc
         merged = _merge(merged, _read_yaml(text, str(user_file)))
         sources.append(str(user_file))
     env_values = _env_values(environ)
@@ -212,19 +212,24 @@ def raw_settings(user_file: Path | None = None, environ: dict[str, str] | None =
     return _merge(merged, env_values), ", ".join(sources)
 
 
-def _env_values(environ: dict[str, str] | None) -> dict[str, Any]:
-    saved = None
-    if environ is not None:
-        saved, os.environ = os.environ, environ  # type: ignore[assignment]
-    try:
-        source = EnvSettingsSource(Settings, env_prefix=ENV_PREFIX, env_nested_delimiter="__")
-        return dict(source())
-    finally:
-        if saved is not None:
-            os.environ = saved  # type: ignore[assignment]
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment parsing, over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings, env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
 
 
-def load_settings(user_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+def _env_values(environ: Mapping[str, str] | None) -> dict[str, Any]:
+    return dict(_EnvSource(os.environ if environ is None else environ)())
+
+
+def load_settings(
+    user_file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Load and validate; raises ``ConfigError`` listing every problem with its key path."""
     raw, source = raw_settings(user_file, environ)
     raw = _merge(raw, overrides)
