@@ -1,1 +1,3 @@
-"""gateway."""
+"""The gateway process: settings, stores, node wiring and lifecycle, CLI."""
+
+__version__ = "0.1.0"

@@ -119,6 +119,13 @@ class LoggingSettings(Section):
     json_format: bool = Field(False, description="One JSON object per line instead of text")
 
 
+class DemoSettings(Section):
+    enabled: bool = Field(False, description="Start the camera simulator and reference intake and provision them")
+    cameras: int = Field(36, ge=1, le=50_000, description="Simulated cameras, spread over two districts")
+    video: Path = Field(Path("../shared/data/vtest.avi"), description="Footage the simulated cameras show")
+    model: Path = Field(Path("../shared/models/yolox_nano.onnx"), description="Detector used for the demo patrol")
+
+
 class Settings(BaseSettings):
     """Everything configurable, one nested model per section."""
 
@@ -137,6 +144,7 @@ class Settings(BaseSettings):
     )
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Stores, queue, bus")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging")
+    demo: DemoSettings = Field(default_factory=DemoSettings, description="The demo started by `make run`")
 
     @property
     def sqlite_file(self) -> Path:

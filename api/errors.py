@@ -1,0 +1,48 @@
+"""Maps the gateway's errors to HTTP answers with a readable ``detail``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from xueliang.gateway.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    GatewayError,
+    NotFound,
+    PermissionDenied,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: tuple[tuple[type[GatewayError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (StoreUnavailable, 503),
+    (AuthError, 401),
+    (PermissionDenied, 403),
+    (ConfigError, 422),
+)
+
+
+def status_for(error: GatewayError) -> int:
+    for kind, code in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return code
+    return 400
+
+
+async def gateway_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    code = status_for(exc)
+    if code >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, gateway_error_handler)

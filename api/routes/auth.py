@@ -1,0 +1,48 @@
+"""Login for people; the caller's identity."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from xueliang.api.deps import CurrentPrincipal, NodeDep, unauthorized
+from xueliang.gateway.node import get_user_or_none
+from xueliang.gateway.security import Principal
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+@router.post("/login", summary="Exchange username and password for a bearer token")
+async def login(body: LoginRequest, node: NodeDep, request: Request) -> TokenResponse:
+    request.state.actor_hint = body.username
+    user = await get_user_or_none(node, body.username)
+    if user is None or not await node.passwords.verify(user.password_hash, body.password):
+        raise unauthorized("wrong username or password")
+    if user.disabled:
+        raise unauthorized("user disabled: ask an administrator")
+    principal = Principal(user.username, user.role)
+    request.state.principal = principal
+    token, ttl = node.tokens.issue(principal)
+    return TokenResponse(access_token=token, expires_in=ttl, role=user.role.value)
+
+
+@router.get("/me", summary="Who am I")
+async def me(principal: CurrentPrincipal) -> Me:
+    return Me(name=principal.name, role=principal.role.value)

@@ -1,0 +1,164 @@
+"""Commands: run, demo, config (check/show/gen-key), users (add/list/disable/enable), version."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.fernet import Fernet
+from rich.console import Console
+from rich.table import Table
+
+from xueliang.gateway import __version__
+from xueliang.gateway.errors import ConfigError, NotFound
+from xueliang.gateway.settings import Settings, default_config_text, load_settings
+
+app = typer.Typer(
+    help="Xueliang Gateway (雪亮网关): cameras over ONVIF, patrol analytics, cases, live walls.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage the people (and roles) who may use the gateway.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
+
+out = Console()
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings file (YAML) over the defaults; also XUELIANG_CONFIG.", exists=False),
+]
+
+
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    if config is not None and not config.is_file():
+        from xueliang.gateway.errors import ConfigProblem
+
+        raise ConfigError(str(config), [ConfigProblem("(file)", "no such file", "check the path")])
+    return load_settings(config, **overrides)
+
+
+@app.command()
+def version() -> None:
+    """Print the gateway's version."""
+    out.print(f"xueliang-gateway {__version__}")
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (overrides http.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (overrides http.port).")] = None,
+) -> None:
+    """Start the gateway (API, stores and services) until Ctrl-C."""
+    overrides: dict[str, object] = {}
+    if host or port:
+        overrides["http"] = {k: v for k, v in (("host", host), ("port", port)) if v}
+    from xueliang.gateway.serve import serve
+
+    serve(settings_from(config, **overrides))
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (overrides http.port).")] = None,
+) -> None:
+    """Start the gateway in development mode with the demo: simulated cameras, footage, intake."""
+    overrides: dict[str, object] = {"environment": "development", "demo": {"enabled": True}}
+    if port:
+        overrides["http"] = {"port": port}
+    from xueliang.gateway.serve import serve
+
+    serve(settings_from(config, **overrides))
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="Settings file to check (default: defaults + environment).")
+    ] = None,
+) -> None:
+    """Validate a settings file with the defaults and environment; list every problem with its key path."""
+    settings = settings_from(file)
+    out.print(f"[green]✓[/] configuration valid ({settings.environment.value}, {settings.node.mode} mode)")
+
+
+@config_app.command("show")
+def config_show(
+    defaults: Annotated[bool, typer.Option("--defaults", help="Print the documented defaults file instead.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Print the effective settings (secrets masked), or the documented defaults."""
+    if defaults:
+        sys.stdout.write(default_config_text())
+        return
+    settings = settings_from(config)
+    out.print_json(settings.model_dump_json(indent=2))
+
+
+@config_app.command("gen-key")
+def config_gen_key() -> None:
+    """Print fresh secrets for XUELIANG_SECURITY__SECRET_KEY and XUELIANG_SECURITY__CAMERA_KEY."""
+    sys.stdout.write(f"XUELIANG_SECURITY__SECRET_KEY={secrets.token_urlsafe(48)}\n")
+    sys.stdout.write(f"XUELIANG_SECURITY__CAMERA_KEY={Fernet.generate_key().decode()}\n")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name (2-64 letters, digits, _ . -).")],
+    role: Annotated[str, typer.Option(help="admin, technician or operator.")] = "operator",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Add a user. Without --password-stdin a random password is generated and printed once."""
+    from xueliang.gateway.cli import users
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    created = asyncio.run(users.add(settings_from(config), username, role, password))
+    out.print(f"[green]✓[/] user [bold]{username}[/] added as {role}")
+    if password is None:
+        out.print(f"  password (shown once): [bold]{created}[/]")
+
+
+@users_app.command("list")
+def users_list(config: ConfigOption = None) -> None:
+    """List users with their roles and state."""
+    from xueliang.gateway.cli import users
+
+    table = Table("username", "role", "state", "created")
+    for user in asyncio.run(users.list_all(settings_from(config))):
+        table.add_row(
+            user.username,
+            user.role.value,
+            "disabled" if user.disabled else "active",
+            f"{user.created_at:%Y-%m-%d %H:%M}",
+        )
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str, config: ConfigOption = None) -> None:
+    """Disable a user: their tokens stop working at once."""
+    from xueliang.gateway.cli import users
+
+    asyncio.run(users.set_disabled(settings_from(config), username, disabled=True))
+    out.print(f"[green]✓[/] user [bold]{username}[/] disabled")
+
+
+@users_app.command("enable")
+def users_enable(username: str, config: ConfigOption = None) -> None:
+    """Enable a disabled user again."""
+    from xueliang.gateway.cli import users
+
+    asyncio.run(users.set_disabled(settings_from(config), username, disabled=False))
+    out.print(f"[green]✓[/] user [bold]{username}[/] enabled")
+
+
+__all__ = ["NotFound", "app"]

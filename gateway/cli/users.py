@@ -1,0 +1,54 @@
+"""The work behind ``xueliang users ...``, on the node's stores, audited as the local operator."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+
+from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError
+from xueliang.gateway.models import Role, User
+from xueliang.gateway.node import open_node
+from xueliang.gateway.settings import Settings
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _role(name: str) -> Role:
+    try:
+        role = Role(name)
+    except ValueError:
+        role = None
+    if role is None or role is Role.INTAKE:
+        choices = "admin, technician, operator"
+        raise ConfigError("--role", [ConfigProblem("role", f"unknown role {name!r}", f"use one of {choices}")])
+    return role
+
+
+async def add(settings: Settings, username: str, role_name: str, password: str | None) -> str:
+    role = _role(role_name)
+    password = password or secrets.token_urlsafe(12)
+    if len(password) < 10:
+        raise ConfigError("--password-stdin", [ConfigProblem("password", "too short", "use at least 10 characters")])
+    async with open_node(settings) as node:
+        user = User(username=username, password_hash=await node.passwords.hash(password), role=role)
+        try:
+            await node.stores.users.add_user(user)
+        except GatewayError:
+            await node.audit(_actor(), "users.add", "error", target=username)
+            raise
+        await node.audit(_actor(), "users.add", "ok", target=username, detail=role.value)
+    return password
+
+
+async def list_all(settings: Settings) -> list[User]:
+    async with open_node(settings) as node:
+        return await node.stores.users.list_users()
+
+
+async def set_disabled(settings: Settings, username: str, *, disabled: bool) -> None:
+    async with open_node(settings) as node:
+        user = await node.stores.users.get_user(username)
+        await node.stores.users.update_user(user.model_copy(update={"disabled": disabled}))
+        await node.audit(_actor(), "users.disable" if disabled else "users.enable", "ok", target=username)

@@ -1,0 +1,112 @@
+"""The composition root: one gateway node, its stores, security and running services.
+
+``open_node(settings)`` builds everything in order inside one ``AsyncExitStack`` and tears it
+down in reverse; the API's lifespan and the CLI both use it. Background services run in one
+``asyncio.TaskGroup`` owned by ``Node.run_services``; stopping cancels them and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from xueliang.gateway.errors import Conflict, NotFound
+from xueliang.gateway.metrics import Metrics
+from xueliang.gateway.models import AuditEntry, Role, User
+from xueliang.gateway.security import CameraCipher, Passwords, Tokens, resolve_secrets
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.stores import open_stores
+from xueliang.gateway.stores.base import Stores
+
+log = logging.getLogger(__name__)
+
+Service = Callable[[], Awaitable[None]]
+METRICS_PERIOD_S = 5.0
+
+
+@dataclass
+class Node:
+    """Everything one gateway process runs on; passed down to the API as typed state."""
+
+    settings: Settings
+    name: str
+    stores: Stores
+    passwords: Passwords
+    tokens: Tokens
+    cipher: CameraCipher
+    metrics: Metrics
+    services: dict[str, Service] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_service(self, name: str, service: Service) -> None:
+        """Register a long-running coroutine; it runs until the node stops."""
+        self.services[name] = service
+
+    async def audit(self, actor: str, action: str, outcome: str, target: str = "", detail: str = "") -> None:
+        await self.stores.audit.record(
+            AuditEntry(actor=actor, action=action, target=target, outcome=outcome, detail=detail)
+        )
+
+    async def run_services(self) -> None:
+        """Run every registered service until cancelled; one failing service stops the node."""
+        async with asyncio.TaskGroup() as group:
+            for name, service in self.services.items():
+                group.create_task(service(), name=name)
+            self.ready.set()
+            group.create_task(self._sample_metrics(), name="metrics")
+
+    async def _sample_metrics(self) -> None:
+        while True:
+            await self.metrics.sample()
+            await asyncio.sleep(METRICS_PERIOD_S)
+
+
+async def ensure_admin(node: Node) -> tuple[str, str] | None:
+    """Create the bootstrap admin with a random password if no user exists yet.
+
+    Returns (username, password) when one was created: the caller shows it once."""
+    if await node.stores.users.list_users():
+        return None
+    username = node.settings.security.bootstrap_admin
+    password = secrets.token_urlsafe(12)
+    try:
+        await node.stores.users.add_user(
+            User(username=username, password_hash=await node.passwords.hash(password), role=Role.ADMIN)
+        )
+    except Conflict:
+        return None
+    await node.audit("system", "users.bootstrap_admin", "ok", target=username)
+    return username, password
+
+
+@contextlib.asynccontextmanager
+async def open_node(settings: Settings) -> AsyncIterator[Node]:
+    """Build a node (stores opened, secrets resolved); services are started by ``run_services``."""
+    secret = resolve_secrets(settings)
+    name = settings.node.name or socket.gethostname()
+    async with contextlib.AsyncExitStack() as stack:
+        stores = await open_stores(settings)
+        stack.push_async_callback(stores.close)
+        node = Node(
+            settings=settings,
+            name=name,
+            stores=stores,
+            passwords=Passwords(),
+            tokens=Tokens(secret.token_secret, settings.security.token_ttl_s),
+            cipher=CameraCipher(secret.camera_key),
+            metrics=Metrics(name),
+        )
+        log.info("node %s open (%s mode, %s stores)", name, settings.node.mode, stores.backend, extra={"node": name})
+        yield node
+
+
+async def get_user_or_none(node: Node, username: str) -> User | None:
+    try:
+        return await node.stores.users.get_user(username)
+    except NotFound:
+        return None
