@@ -1,0 +1,100 @@
+"""Camera lists as technicians bring them: CSV with/without BOM, GB18030, XLSX, Chinese or English headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from xueliang.gateway.cameras.importer import ImportFileError, parse_camera_file
+
+CHINESE = (
+    "设备名称,IP地址,端口,用户名,密码,行政区划代码,乡镇街道,网格编码,安装地址,纬度,经度,场所类型,巡查优先级\n"
+    "巴州广场东,127.1.0.1,80,admin,pw1,511902,东城街道,51190200101,广场东侧,31.85,106.75,广场,重点\n"
+    "实验小学门口,127.1.0.2,8080,admin,pw2,511902,西城街道,51190200205,学校正门,,,学校,2\n"
+)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_chinese_headers_in_every_common_encoding(tmp_path: Path, encoding: str) -> None:
+    parsed = parse_camera_file(write(tmp_path, "cams.csv", CHINESE.encode(encoding)))
+    assert parsed.problems == [] and parsed.total == 2
+    first, second = parsed.rows
+    assert (first.name, first.host, first.port, first.username, first.password) == (
+        "巴州广场东",
+        "127.1.0.1",
+        80,
+        "admin",
+        "pw1",
+    )
+    assert first.location.region_code == "511902" and first.location.township == "东城街道"
+    assert first.location.grid_code == "51190200101" and first.location.lat == 31.85
+    assert (first.category, first.policy.priority) == ("square", 1)
+    assert (second.port, second.category, second.policy.priority, second.location.lat) == (8080, "school", 2, None)
+
+
+def test_english_headers_semicolons_and_bad_rows_each_named(tmp_path: Path) -> None:
+    text = (
+        "Name;Address;Port;Username;Password;Region Code;Grid;Category;Priority;Lat\n"
+        "ok cam;127.1.0.9;80;u;p;511902;g1;road;3;30.1\n"
+        "bad port;127.1.0.10;http;u;p;511902;g1;road;3;\n"
+        "bad everything;not an ip!;80;u;p;5119;g1;spaceport;9;north\n"
+        ";;;;;;;;;\n"
+        "no host;;80;u;p;511902;g1;road;3;\n"
+    )
+    parsed = parse_camera_file(write(tmp_path, "cams.csv", text.encode()))
+    assert [r.name for r in parsed.rows] == ["ok cam"]
+    assert parsed.total == 4
+    by_row = {(p.row, p.column) for p in parsed.problems}
+    assert by_row == {
+        (3, "port"),
+        (4, "host"),
+        (4, "region_code"),
+        (4, "category"),
+        (4, "priority"),
+        (4, "lat"),
+        (6, "host"),
+    }
+    messages = " | ".join(str(p) for p in parsed.problems)
+    assert "row 4, region_code: '5119' is not a 6-digit region code" in messages
+    assert "row 6, host: empty" in messages
+
+
+def test_xlsx_with_numbers_as_cells(tmp_path: Path) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["名称", "IP", "端口", "密码", "区划代码", "类别"])
+    sheet.append(["车站北", "127.1.0.3", 80, "pw", 511902, "车站"])
+    sheet.append(["bad", "127.1.0.4", 70000, "pw", 511902, "车站"])
+    path = tmp_path / "cams.xlsx"
+    book.save(path)
+    parsed = parse_camera_file(path)
+    assert [(r.name, r.port, r.location.region_code, r.category) for r in parsed.rows] == [
+        ("车站北", 80, "511902", "station")
+    ]
+    assert [(p.row, p.column) for p in parsed.problems] == [(3, "port")]
+
+
+def test_whole_file_errors_are_readable(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="no camera address column"):
+        parse_camera_file(write(tmp_path, "a.csv", b"name,foo\nx,y\n"))
+    with pytest.raises(ImportFileError, match="empty"):
+        parse_camera_file(write(tmp_path, "b.csv", b""))
+    with pytest.raises(ImportFileError, match="not a readable XLSX"):
+        parse_camera_file(write(tmp_path, "c.xlsx", b"PK\x03\x04 broken"))
+
+
+def test_fingerprint_changes_with_content_only(tmp_path: Path) -> None:
+    a = parse_camera_file(write(tmp_path, "a.csv", CHINESE.encode())).rows[0]
+    moved = CHINESE.replace("巴州广场东,127.1.0.1", "巴州广场东,127.1.0.7")
+    b = parse_camera_file(write(tmp_path, "b.csv", moved.encode())).rows[0]
+    c = parse_camera_file(write(tmp_path, "c.csv", CHINESE.encode("utf-8-sig"))).rows[0]
+    assert a.fingerprint() == c.fingerprint() != b.fingerprint()

@@ -1,0 +1,106 @@
+"""Settings loading and the CLI, run as a real subprocess (the console script)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xueliang.gateway.errors import ConfigError
+from xueliang.gateway.settings import load_settings
+
+XUELIANG = [sys.executable, "-m", "xueliang.gateway"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("XUELIANG_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*XUELIANG, *args], capture_output=True, text=True, env=full_env, input=stdin, timeout=60, check=False
+    )
+
+
+def test_config_check_names_typo_wrong_type_and_missing_secret(tmp_path: Path) -> None:
+    bad = tmp_path / "gateway.yaml"
+    bad.write_text("http:\n  prot: 9000\nstorage:\n  job_queue_capacity: lots\n")
+    result = cli("config", "check", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    text = " ".join(result.stderr.split())
+    assert "http.prot" in text and "Extra inputs are not permitted" in text
+    assert "storage.job_queue_capacity" in text and "'lots'" in text
+    assert "security.secret_key" in text and "placeholder secret refused" in text
+    assert "fix:" in text
+
+
+def test_config_check_passes_with_real_secrets_and_env_overrides(tmp_path: Path) -> None:
+    keys = cli("config", "gen-key").stdout.split()
+    env = dict(line.split("=", 1) for line in keys)
+    env["XUELIANG_HTTP__PORT"] = "9100"
+    result = cli("config", "check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "configuration valid (production" in result.stdout
+    shown = cli("config", "show", env=env)
+    assert '"port": 9100' in shown.stdout
+    assert env["XUELIANG_SECURITY__SECRET_KEY"] not in shown.stdout
+
+
+def test_missing_config_file_and_bad_yaml_are_readable(tmp_path: Path) -> None:
+    missing = cli("config", "check", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("http: [unclosed\n")
+    result = cli("config", "check", str(broken))
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help() -> None:
+    for command in (
+        [],
+        ["run"],
+        ["demo"],
+        ["config"],
+        ["config", "check"],
+        ["config", "show"],
+        ["config", "gen-key"],
+        ["users"],
+        ["users", "add"],
+        ["users", "list"],
+        ["users", "disable"],
+        ["users", "enable"],
+        ["version"],
+    ):
+        result = cli(*command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage" in result.stdout
+
+
+def test_users_add_list_disable_through_the_cli(tmp_path: Path) -> None:
+    env = {"XUELIANG_ENVIRONMENT": "development", "XUELIANG_NODE__DATA_DIR": str(tmp_path)}
+    added = cli("users", "add", "wang.tech", "--role", "technician", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "password (shown once)" in added.stdout
+    with_pw = cli("users", "add", "li.op", "--role", "operator", "--password-stdin", env=env, stdin="a-long-password\n")
+    assert with_pw.returncode == 0 and "shown once" not in with_pw.stdout
+    duplicate = cli("users", "add", "li.op", env=env)
+    assert duplicate.returncode == 1 and "li.op" in duplicate.stderr and "Traceback" not in duplicate.stderr
+    bad_role = cli("users", "add", "zhao", "--role", "boss", env=env)
+    assert bad_role.returncode == 2 and "unknown role 'boss'" in bad_role.stderr
+    assert cli("users", "disable", "li.op", env=env).returncode == 0
+    listed = cli("users", "list", env=env).stdout
+    assert "wang.tech" in listed and "technician" in listed and "disabled" in listed
+    unknown = cli("users", "disable", "nobody", env=env)
+    assert unknown.returncode == 1 and "nobody" in unknown.stderr
+
+
+def test_environment_variables_override_files_and_are_validated_too(tmp_path: Path) -> None:
+    user_file = tmp_path / "site.yaml"
+    user_file.write_text("environment: development\nhttp:\n  port: 9001\n")
+    settings = load_settings(user_file, environ={"XUELIANG_HTTP__HOST": "0.0.0.0"})
+    assert (settings.http.host, settings.http.port) == ("0.0.0.0", 9001)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(user_file, environ={"XUELIANG_HTTP__PORT": "99999"})
+    assert [p.key for p in caught.value.problems] == ["http.port"]
