@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from xueliang.gateway.errors import Conflict, NotFound
+from xueliang.gateway.live import LiveFeed
 from xueliang.gateway.metrics import Metrics
 from xueliang.gateway.models import AuditEntry, Role, User
 from xueliang.gateway.security import CameraCipher, Passwords, Tokens, resolve_secrets
@@ -40,6 +41,7 @@ class Node:
     tokens: Tokens
     cipher: CameraCipher
     metrics: Metrics
+    live: LiveFeed = field(default_factory=LiveFeed)
     services: dict[str, Service] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
