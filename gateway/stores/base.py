@@ -14,12 +14,17 @@ against both. Semantics are modelled on Redis Streams so both sides behave alike
   to one sender; an expired lease (crashed sender) makes them due again.
 - ``AuditLog``: append-only; ``UserStore``: users and API keys; ``CameraRegistry``: cameras.
 - ``Leases``: one holder per singleton role (scheduler, forwarder) in scale-out.
+
+Counters ("counted" above) are per process, like Prometheus counters: ``JobQueue.stats()``
+(refused, coalesced) and ``EventBus.stats()`` (published, trimmed). Payloads are JSON objects;
+one that is not JSON-serialisable is refused with ``StoreError`` naming the topic, queue or key.
+Every operation raises ``StoreUnavailable`` when the backing service cannot be reached.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -48,12 +53,14 @@ class CameraRegistry(Protocol):
     async def list(self, query: CameraQuery) -> list[CameraRecord]:
         """Ordered by id."""
 
-    async def count(self, query: CameraQuery) -> int: ...
+    async def count(self, query: CameraQuery) -> int:
+        """How many match, ignoring ``limit``/``offset``. ``search`` is a case-insensitive substring."""
 
     async def delete(self, camera_id: str) -> None:
         """Raises ``NotFound``."""
 
-    async def status_counts(self) -> dict[CameraStatus, int]: ...
+    async def status_counts(self) -> dict[CameraStatus, int]:
+        """Every status, zero included."""
 
 
 class UserStore(Protocol):
@@ -63,17 +70,20 @@ class UserStore(Protocol):
     async def get_user(self, username: str) -> User:
         """Raises ``NotFound``."""
 
-    async def list_users(self) -> list[User]: ...
+    async def list_users(self) -> list[User]:
+        """Ordered by username."""
 
     async def update_user(self, user: User) -> None:
         """Raises ``NotFound``."""
 
-    async def add_api_key(self, key: ApiKey) -> None: ...
+    async def add_api_key(self, key: ApiKey) -> None:
+        """Raises ``Conflict`` if the key id exists."""
 
     async def get_api_key(self, key_id: str) -> ApiKey:
         """Raises ``NotFound``."""
 
-    async def list_api_keys(self) -> list[ApiKey]: ...
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Ordered by key id."""
 
 
 class AuditLog(Protocol):
@@ -87,7 +97,7 @@ class AuditLog(Protocol):
         since: datetime | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Newest first."""
+        """Newest first (by ``at``, then by insertion); ``since`` is inclusive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +125,11 @@ class JobQueue(Protocol):
     async def take(self, consumer: str, timeout_s: float) -> Job | None:
         """Next job, waiting up to ``timeout_s``; expired unacknowledged jobs come back first."""
 
-    async def ack(self, job: Job) -> None: ...
+    async def ack(self, job: Job) -> None:
+        """Done with ``job``; acknowledging an unknown or already acknowledged job does nothing."""
 
-    async def stats(self) -> QueueStats: ...
+    async def stats(self) -> QueueStats:
+        """``refused``/``coalesced`` count this process's puts; depth and in_flight are the queue's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +140,12 @@ class Message:
     deliveries: int = 1
 
 
+@dataclass(slots=True)
+class BusStats:
+    published: int = 0  # messages this process published
+    trimmed: int = 0  # oldest messages removed to keep topics at ``maxlen`` (by this process's publishes)
+
+
 class EventBus(Protocol):
     async def publish(self, topic: str, payload: JSON) -> str:
         """Append durably; returns the message id."""
@@ -135,7 +153,9 @@ class EventBus(Protocol):
     async def read(
         self, topic: str, group: str, consumer: str, *, count: int = 100, block_s: float = 1.0
     ) -> list[Message]:
-        """New messages for ``group`` (created on first use, from the start of the topic)."""
+        """New messages for ``group`` (created on first use, from the start of the topic).
+
+        Waits up to ``block_s`` when there are none (``0``: do not wait)."""
 
     async def ack(self, topic: str, group: str, ids: Sequence[str]) -> None: ...
 
@@ -144,7 +164,10 @@ class EventBus(Protocol):
     ) -> list[Message]:
         """Take over messages of ``group`` delivered but not acknowledged for ``min_idle_s``."""
 
-    async def pending(self, topic: str, group: str) -> int: ...
+    async def pending(self, topic: str, group: str) -> int:
+        """Delivered to ``group`` but not acknowledged (0 for an unknown group)."""
+
+    async def stats(self) -> BusStats: ...
 
 
 class OutboxStatus(enum.StrEnum):
@@ -175,20 +198,25 @@ class Outbox(Protocol):
         """Lease up to ``limit`` due items (pending with ``next_attempt_at`` passed, or sending
         with an expired lease) to ``sender``; they become ``sending``."""
 
-    async def mark_delivered(self, key: str, response: Mapping[str, Any]) -> None: ...
+    async def mark_delivered(self, key: str, response: Mapping[str, Any]) -> None:
+        """Count the attempt; the item is ``delivered`` (kept, never claimed again). ``NotFound``."""
 
     async def mark_failed(self, key: str, error: str, *, retry_at: datetime | None) -> None:
-        """Count an attempt; back to ``pending`` at ``retry_at``, or ``dead`` if it is None."""
+        """Count an attempt; back to ``pending`` at ``retry_at``, or ``dead`` if it is None. ``NotFound``."""
 
     async def retry(self, key: str) -> None:
-        """Operator action: a ``dead`` item becomes ``pending`` now (attempts reset)."""
+        """Operator action: a ``dead`` item becomes ``pending`` now (attempts reset).
+
+        ``NotFound``; ``Conflict`` if the item is not dead."""
 
     async def get(self, key: str) -> OutboxItem:
         """Raises ``NotFound``."""
 
-    async def list(self, status: OutboxStatus | None = None, limit: int = 100) -> list[OutboxItem]: ...
+    async def list(self, status: OutboxStatus | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Newest first (by creation)."""
 
-    async def counts(self) -> dict[OutboxStatus, int]: ...
+    async def counts(self) -> dict[OutboxStatus, int]:
+        """Every status, zero included."""
 
 
 class Leases(Protocol):
@@ -200,9 +228,17 @@ class Leases(Protocol):
     async def holder(self, role: str) -> str | None: ...
 
 
+async def _nothing_to_close() -> None:
+    return None
+
+
 @dataclass(slots=True)
 class Stores:
-    """Everything one node stores its state in; built by ``open_stores`` in the lifespan."""
+    """Everything one node stores its state in; built by ``open_stores`` in the lifespan.
+
+    Close it exactly once when the node stops (``await stores.close()``, or ``async with``); the
+    backend's ``closer`` releases its connections and worker threads.
+    """
 
     cameras: CameraRegistry
     users: UserStore
@@ -212,6 +248,13 @@ class Stores:
     outbox: Outbox
     leases: Leases
     backend: str  # "sqlite" or "redis"
+    closer: Callable[[], Awaitable[None]] = _nothing_to_close
 
-    async def close(self) -> None:  # replaced by the implementation's closer
-        return None
+    async def close(self) -> None:
+        await self.closer()
+
+    async def __aenter__(self) -> Stores:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,95 @@
+"""The Redis connection the scale-out stores share: one client, key naming, error mapping.
+
+Every key is ``storage.redis_prefix`` + a name (``xl:cam:<id>``, ``xl:bus:<topic>``...), so one
+Redis can hold several gateways. The Lua scripts build some key names themselves, which is fine
+on a standalone Redis (or Sentinel) but not on Redis Cluster.
+
+Errors: ``redis.exceptions.ConnectionError`` and ``TimeoutError`` (refused, reset, DNS, auth,
+loading) become ``StoreUnavailable`` naming the URL (password removed) and what to do; a
+``ResponseError`` that a store does not expect is a bug and surfaces as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from xueliang.gateway.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+SOCKET_TIMEOUT_S = 10.0  # longer than any blocking read we issue (see MAX_BLOCK_S)
+MAX_BLOCK_S = 5.0  # blocking XREAD/XREADGROUP calls are cut into slices this long
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" if user else f":***@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable redis url>"
+
+
+class RedisConnection:
+    """A ``redis.asyncio`` client (strings in, strings out) and the prefix its keys live under."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = redact(url)
+        self.prefix = prefix
+        try:
+            self.client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+                health_check_interval=30,
+            )
+        except ValueError as exc:
+            raise StoreUnavailable(
+                f"storage.redis_url {self.url} is not a Redis URL ({exc}); use redis://host:port/db"
+            ) from exc
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    @contextlib.contextmanager
+    def mapped(self, what: str) -> Iterator[None]:
+        """Turn Redis connection failures inside the block into ``StoreUnavailable``."""
+        try:
+            yield
+        except redis.exceptions.AuthenticationError as exc:
+            raise StoreUnavailable(
+                f"Redis at {self.url} refused the credentials while {what} ({exc}); "
+                "fix the user/password in storage.redis_url (XUELIANG_STORAGE__REDIS_URL)"
+            ) from exc
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailable(
+                f"Redis at {self.url} cannot be reached while {what} ({type(exc).__name__}: {exc}); "
+                "start Redis or correct storage.redis_url (XUELIANG_STORAGE__REDIS_URL)"
+            ) from exc
+
+    async def check(self) -> None:
+        """PING once; ``StoreUnavailable`` if Redis does not answer."""
+        with self.mapped("connecting"):
+            await self.client.ping()
+        log.info("connected to Redis at %s (key prefix %r)", self.url, self.prefix)
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,115 @@
+"""Fixtures every part's tests may use. Parts add their own in ``tests/<part>/conftest.py``.
+
+- ``redis_server`` (session): a real ``redis-server`` on a free loopback port, no persistence;
+  yields its URL and is killed at the end.
+- ``redis_url`` (function): that server's URL with database 0 flushed, so each test starts clean.
+- ``disposable_redis`` (function): a private server the test may stop (``.stop()``) to see how
+  its code behaves when Redis goes away.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A ``redis-server`` child process on 127.0.0.1; ``url`` is ``redis://127.0.0.1:<port>/0``."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not Path(REDIS_SERVER).exists() and shutil.which("redis-server") is None:
+            pytest.fail("redis-server not found: install redis-server (make test does it)")
+        binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else str(shutil.which("redis-server"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(5):  # another process may grab the free port before redis binds it
+            self.port = _free_port()
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(workdir),
+                    "--logfile",
+                    str(workdir / f"redis-{self.port}.log"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._wait_ready():
+                return
+            self.stop()
+        log = (workdir / f"redis-{self.port}.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"redis-server did not answer PING on 127.0.0.1 (last log lines):\n{log}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _wait_ready(self, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if client.ping():
+                        return True
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.02)
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    client = redis.Redis.from_url(redis_server)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_server
+
+
+@pytest.fixture
+def disposable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,80 @@
+"""The contract suite runs every test against both backends: SQLite in ``tmp_path`` and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.stores import Stores, open_stores
+
+T = TypeVar("T")
+
+MakeStores = Callable[..., Awaitable[Stores]]
+Poll = Callable[[Callable[[], Awaitable[T]]], Awaitable[T]]
+
+DEFAULT_STORAGE: dict[str, Any] = {
+    "redis_prefix": "t:",
+    "job_queue_capacity": 100,
+    "job_visibility_s": 30.0,
+    "bus_maxlen": 100,
+}
+
+
+def settings_for(backend: str, data_dir: Path, redis_url: str = "redis://127.0.0.1:1/0", **storage: Any) -> Settings:
+    mode = "scaleout" if backend == "redis" else "embedded"
+    return load_settings(
+        environ={},
+        environment="development",
+        node={"mode": mode, "data_dir": str(data_dir)},
+        storage={**DEFAULT_STORAGE, "redis_url": redis_url, **storage},
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_stores(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStores]:
+    """Open stores of the test's backend with storage overrides; all are closed after the test."""
+    url = request.getfixturevalue("redis_url") if backend == "redis" else "redis://127.0.0.1:1/0"
+    opened: list[Stores] = []
+
+    async def make(**storage: Any) -> Stores:
+        stores = await open_stores(settings_for(backend, tmp_path / "data", url, **storage))
+        opened.append(stores)
+        return stores
+
+    yield make
+    for stores in opened:
+        await stores.close()
+
+
+@pytest.fixture
+async def stores(make_stores: MakeStores) -> Stores:
+    return await make_stores()
+
+
+async def _poll(check: Callable[[], Awaitable[T]], timeout_s: float = 15.0) -> T:
+    """Call ``check`` until it returns something truthy; fail if it never does (not a timing assertion:
+    the deadline only stops a broken implementation from hanging the suite)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not reached within {timeout_s} s; last result {result!r}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def poll() -> Callable[..., Awaitable[Any]]:
+    return _poll
