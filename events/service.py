@@ -1,0 +1,386 @@
+"""``CaseService``: anomalies in, cases out to the intake; what the gateway's composition root runs.
+
+    service = CaseService(settings.events, outbox=stores.outbox)
+    await service.start()                  # opens the store, checks the tables (GradingTableError)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(service.run())      # forwarder, sweeper, overdue check, poller, retention
+        ... await service.handle(anomaly, camera) ...
+    service.stop(); await service.close()
+
+How nothing is lost and nothing is sent twice. The case and its outbox item live in different stores
+(the event store; the gateway's outbox), so the order is:
+
+1. draw the code (durable sequence), write the evidence file;
+2. ONE event-store transaction: the case (status ``new``) + its first history + evidence index +
+   the incident's ``case_code``;
+3. ``outbox.add(code, {"case": ..., "body": mapped})``: idempotent by the code;
+4. the case becomes ``queued``.
+
+A crash after 2 leaves a ``new`` case: ``start()`` adds every ``new`` case to the outbox again (a
+second ``add`` of a code that made it is a no-op), so no committed case is lost. A crash before 2
+leaves at most an unused code (a gap) and an unindexed file. The case code is the outbox key and
+the intake's ``Idempotency-Key``, so redelivery after a crash never makes a second case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from xueliang.events.aggregation import Aggregator, TransitionKind
+from xueliang.events.codes import CaseCodes
+from xueliang.events.errors import EventsError, EvidenceError, IncidentNotFound
+from xueliang.events.evidence import EvidenceStore, PruneReport
+from xueliang.events.forwarder import DeliveryResult, Forwarder, Outcome, build_client
+from xueliang.events.grading import Assessment, Grader
+from xueliang.events.mapping import FieldMapping
+from xueliang.events.models import (
+    FINAL_STATUSES,
+    CameraContext,
+    Case,
+    CaseLocation,
+    CaseStatus,
+    Grade,
+    Incident,
+    IncidentState,
+    StatusEntry,
+)
+from xueliang.events.outbox import OutboxPort
+from xueliang.events.qr import status_url
+from xueliang.events.settings import EventsSettings
+from xueliang.events.status import StatusTracker
+from xueliang.events.store import EventStore, SqliteEventStore
+from xueliang.events.text import case_text
+from xueliang.inference.anomaly import Anomaly, Evidence
+
+log = logging.getLogger(__name__)
+
+
+class ServiceState(enum.StrEnum):
+    NEW = "new"
+    STARTED = "started"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class CaseService:
+    def __init__(
+        self,
+        settings: EventsSettings,
+        outbox: OutboxPort,
+        *,
+        store: EventStore | None = None,
+        client: httpx.AsyncClient | None = None,
+        on_case: Callable[[Case], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.store: EventStore = store or SqliteEventStore(settings.store.sqlite_path)
+        self.state = ServiceState.NEW
+        self.aggregator = Aggregator(settings.aggregation, self.store.put_incident)
+        self.codes = CaseCodes(settings.codes.node_tag, self.store, settings.timezone)
+        self.evidence = EvidenceStore(settings.evidence, timezone=settings.timezone, public_url=settings.public_url)
+        self.status = StatusTracker(self.store, settings.callback, on_change=on_case)
+        self.forwarder = Forwarder(settings.forwarder, outbox, on_result=self._delivered, client=client)
+        self._client = client
+        self._on_case = on_case
+        self._cameras: dict[str, CameraContext] = {}
+        self._stopping = asyncio.Event()
+        self.cases_created = 0
+        self._grader: Grader | None = None
+        self._mapping: FieldMapping | None = None
+
+    @property
+    def grader(self) -> Grader:
+        if self._grader is None:
+            raise RuntimeError("CaseService.start() has not run")
+        return self._grader
+
+    @property
+    def mapping(self) -> FieldMapping:
+        if self._mapping is None:
+            raise RuntimeError("CaseService.start() has not run")
+        return self._mapping
+
+    async def start(self) -> None:
+        """Check the tables (``GradingTableError``/``MappingTableError``), open the store, recover."""
+        self._grader = Grader.from_settings(self.settings.tables, self.settings.timezone)
+        self._mapping = FieldMapping.load(self.settings.tables.intake_mapping)
+        await self.store.open()
+        self.aggregator.restore(await self.store.live_incidents())
+        for case in await self.store.cases([CaseStatus.NEW], limit=1_000_000):
+            log.info("case %s: committed but not yet in the outbox; adding it now", case.code)
+            await self._enqueue(case)
+        self.state = ServiceState.STARTED
+
+    # -- anomalies -------------------------------------------------------------------------------
+    async def handle(self, anomaly: Anomaly, camera: CameraContext) -> list[Case]:
+        """Aggregate one anomaly; returns the cases it raised (usually none)."""
+        self._cameras[camera.id] = camera
+        cases: list[Case] = []
+        for transition in self.aggregator.observe(anomaly):
+            if transition.kind == TransitionKind.RAISED and self.settings.auto_case:
+                case = await self._raise(transition.incident, camera, transition.evidence)
+                if case is not None:
+                    cases.append(case)
+        return cases
+
+    async def consume(self, source: AsyncIterable[tuple[Anomaly, CameraContext]]) -> None:
+        async for anomaly, camera in source:
+            await self.handle(anomaly, camera)
+
+    async def _raise(self, incident: Incident, camera: CameraContext, evidence: Evidence | None) -> Case | None:
+        assessment = self.grader.assess(incident.rule, incident.peak_value, camera, incident.first_seen)
+        if assessment is None:
+            log.info(
+                "incident %s (camera %s, %s): value %s grades to no case",
+                incident.id,
+                camera.id,
+                incident.rule,
+                incident.peak_value,
+            )
+            return None
+        incident.grade = assessment.grade
+        return await self.open_case(incident, camera, assessment, evidence, created_by="auto")
+
+    async def open_case(
+        self,
+        incident: Incident,
+        camera: CameraContext,
+        assessment: Assessment,
+        evidence: Evidence | None,
+        *,
+        created_by: str,
+    ) -> Case:
+        code = await self.codes.next_code(camera.region_code, incident.first_seen)
+        ref = None
+        if evidence is not None and evidence.jpeg:
+            try:
+                ref = await self.evidence.save(code, incident.first_seen, evidence)
+            except EvidenceError as exc:
+                log.warning("case %s: no evidence attached: %s", code, exc)
+        now = datetime.now(UTC)
+        text = case_text(
+            rule=incident.rule,
+            value=incident.peak_value,
+            zone=incident.zone,
+            camera=camera,
+            grade=assessment.grade,
+            category_zh=assessment.category.name_zh,
+            category_en=assessment.category.name_en,
+            first_seen=incident.first_seen,
+            last_seen=incident.last_seen,
+            count=incident.count,
+            tier=assessment.tier,
+            due_at=assessment.due_at,
+            level=assessment.routing.level,
+            unit_code=assessment.routing.unit_code,
+            timezone=self.settings.timezone,
+        )
+        case = Case(
+            code=code,
+            incident_id=incident.id,
+            title_zh=text.title_zh,
+            title_en=text.title_en,
+            description_zh=text.description_zh,
+            description_en=text.description_en,
+            location=CaseLocation(
+                **camera.model_dump(
+                    include={
+                        "region_code",
+                        "district",
+                        "township",
+                        "township_code",
+                        "grid_code",
+                        "address",
+                        "lat",
+                        "lon",
+                    }
+                )
+            ),
+            camera_id=camera.id,
+            camera_name=camera.name,
+            place=camera.place,
+            rule=incident.rule,
+            zone=incident.zone,
+            value=incident.peak_value,
+            observations=incident.count,
+            observed_at=incident.first_seen,
+            created_at=now,
+            grade=assessment.grade,
+            category_code=assessment.category.code,
+            category_zh=assessment.category.name_zh,
+            category_en=assessment.category.name_en,
+            deadline_tier=assessment.tier,
+            due_at=assessment.due_at,
+            routing=assessment.routing,
+            evidence=ref,
+            status_url=status_url(self.settings.public_url, code),
+            history=[StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")],
+            created_by=created_by,
+        )
+        incident.case_code = code
+        incident.grade = assessment.grade
+        await self.store.create_case(case, incident)
+        self.cases_created += 1
+        log.info(
+            "case %s: %s grade %s for incident %s (camera %s)",
+            code,
+            incident.rule,
+            assessment.grade,
+            incident.id,
+            camera.id,
+        )
+        await self._enqueue(case)
+        return case
+
+    async def _enqueue(self, case: Case) -> None:
+        payload = {"case": case.model_dump(mode="json"), "body": self.mapping.apply(case)}
+        added = await self.outbox.add(case.code, payload)
+        note = "in the outbox" if added else "in the outbox (already there)"
+        await self.store.apply_status(case.code, StatusEntry(status=CaseStatus.QUEUED, at=datetime.now(UTC), note=note))
+        self.forwarder.wake()
+        if self._on_case is not None:
+            await self._on_case(case)
+
+    async def _delivered(self, result: DeliveryResult) -> None:
+        if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
+            await self.status.apply_receipt(result.key, result.receipt)
+        elif result.outcome == Outcome.DEAD:
+            entry = StatusEntry(
+                status=CaseStatus.DEAD, at=datetime.now(UTC), note=result.error[:500], source="forwarder"
+            )
+            await self.store.apply_status(result.key, entry)
+
+    # -- operators -------------------------------------------------------------------------------
+    async def _incident(self, incident_id: str) -> Incident:
+        live = self.aggregator.find(incident_id)
+        return live if live is not None else await self.store.get_incident(incident_id)
+
+    async def acknowledge(self, incident_id: str, user: str) -> Incident:
+        if self.aggregator.find(incident_id) is None:
+            raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be acknowledged")
+        return self.aggregator.acknowledge(incident_id, user, datetime.now(UTC))
+
+    async def dismiss(self, incident_id: str, user: str, reason: str) -> Incident:
+        if self.aggregator.find(incident_id) is None:
+            raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be dismissed")
+        return self.aggregator.dismiss(incident_id, user, reason)
+
+    async def escalate(
+        self, incident_id: str, user: str, *, grade: Grade | None = None, camera: CameraContext | None = None
+    ) -> Case:
+        """Create a case by hand (the grade defaults to the table's, else blue)."""
+        from xueliang.events.aggregation import check_action
+
+        incident = await self._incident(incident_id)
+        check_action(incident, "escalate")
+        context = camera or self._cameras.get(incident.camera_id) or CameraContext(id=incident.camera_id)
+        chosen = (
+            grade
+            or incident.grade
+            or self.grader.grade(incident.rule, incident.peak_value, context.place, incident.first_seen)
+        )
+        assessment = self.grader.assess(
+            incident.rule, incident.peak_value, context, incident.first_seen, grade=chosen or Grade.BLUE
+        )
+        assert assessment is not None  # a grade is forced
+        evidence = self.aggregator.best_evidence(incident_id)
+        if self.aggregator.find(incident_id) is not None:
+            self.aggregator.escalate(incident_id, user)
+        else:
+            incident.state = IncidentState.ESCALATED
+            incident.escalated_by = user
+        return await self.open_case(incident, context, assessment, evidence, created_by=user)
+
+    # -- background ------------------------------------------------------------------------------
+    async def sweep(self, now: datetime | None = None) -> int:
+        return len(self.aggregator.sweep(now or datetime.now(UTC)))
+
+    async def prune_evidence(self, now: datetime | None = None) -> PruneReport:
+        open_codes = await self.store.case_codes([s for s in CaseStatus if s not in FINAL_STATUSES])
+        report = await self.evidence.prune(await self.store.evidence_rows(), open_codes, now or datetime.now(UTC))
+        for code in report.deleted:
+            await self.store.remove_evidence(code)
+        return report
+
+    async def _poll(self) -> None:
+        client = self._client or build_client(self.settings.forwarder)
+        try:
+            await self.status.poll_once(client, self.settings.forwarder)
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
+            except TimeoutError:
+                try:
+                    await job()
+                except EventsError as exc:
+                    log.warning("%s failed: %s; trying again in %.0f s", name, exc, interval_s)
+
+    async def run(self) -> None:
+        """Forwarder and periodic jobs until ``stop()``."""
+        if self.state != ServiceState.STARTED:
+            raise RuntimeError(f"CaseService.run() needs start() first (state {self.state})")
+        self.state = ServiceState.RUNNING
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.forwarder.run(), name="events-forwarder")
+                group.create_task(self._every(self.settings.aggregation.sweep_interval_s, self.sweep, "sweep"))
+                group.create_task(
+                    self._every(
+                        self.settings.status.overdue_check_interval_s, self.status.check_overdue, "overdue check"
+                    )
+                )
+                group.create_task(
+                    self._every(self.settings.evidence.prune_interval_s, self.prune_evidence, "evidence retention")
+                )
+                if self.settings.status.poll_interval_s > 0:
+                    group.create_task(self._every(self.settings.status.poll_interval_s, self._poll, "status poll"))
+                await self._stopping.wait()
+                self.forwarder.stop()
+        finally:
+            self.state = ServiceState.STOPPED
+
+    def stop(self) -> None:
+        if self.state == ServiceState.RUNNING:
+            self.state = ServiceState.STOPPING
+        self._stopping.set()
+        self.forwarder.stop()
+
+    async def close(self) -> None:
+        await self.store.flush()
+        await self.store.close()
+        self.evidence.close()
+
+    def stats(self) -> dict[str, Any]:
+        agg = self.aggregator.stats
+        fwd = self.forwarder.stats
+        return {
+            "anomalies": agg.observed,
+            "incidents_raised": agg.raised,
+            "incidents_reopened": agg.reopened,
+            "incidents_closed": agg.closed,
+            "incidents_live": agg.live,
+            "candidates_dropped": agg.candidates_dropped,
+            "refused_full": agg.refused_full,
+            "cases_created": self.cases_created,
+            "delivered": fwd.delivered,
+            "duplicates": fwd.duplicates,
+            "transient_failures": fwd.transient_failures,
+            "dead": fwd.dead,
+            "breaker": str(self.forwarder.breaker.state),
+            "breaker_opened": self.forwarder.breaker.stats.opened,
+            "callbacks_refused": self.status.refused,
+        }

@@ -1,0 +1,372 @@
+"""Durable state of the case side: incidents, cases, case history, code sequences, the evidence index.
+
+``EventStore`` is the protocol (a Redis version comes later); ``SqliteEventStore`` keeps everything
+in one SQLite file in WAL mode, driven by ONE worker thread that owns the connection, so the event
+loop never blocks on the disk and every write is serialised without locks.
+
+Incidents are written through lazily: ``put_incident`` marks an incident dirty and a flush (after
+``flush_delay_s``) writes all dirty incidents in one transaction. The pending set is keyed by
+incident id, so it is bounded by the aggregator's ``max_live_incidents``; the latest state wins
+(coalesced). Cases, history, sequences and evidence are committed before the awaited call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from xueliang.events.errors import CaseNotFound, EventStoreError, IncidentNotFound
+from xueliang.events.models import (
+    STATUS_RANK,
+    Case,
+    CaseStatus,
+    EvidenceRef,
+    Grade,
+    Incident,
+    IncidentState,
+    StatusEntry,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, state TEXT NOT NULL, last_seen TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_state ON incidents(state);
+CREATE TABLE IF NOT EXISTS cases (
+    code TEXT PRIMARY KEY, incident_id TEXT NOT NULL, status TEXT NOT NULL, due_at TEXT NOT NULL,
+    overdue_at TEXT, created_at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cases_status ON cases(status);
+CREATE TABLE IF NOT EXISTS case_history (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, status TEXT NOT NULL, at TEXT NOT NULL,
+    note TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS case_history_code ON case_history(code);
+CREATE UNIQUE INDEX IF NOT EXISTS case_history_event ON case_history(code, event_id) WHERE event_id != '';
+CREATE TABLE IF NOT EXISTS sequences (scope TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence (
+    code TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at TEXT NOT NULL);
+"""
+LIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.ESCALATED, IncidentState.DISMISSED)
+_UPSERT_INCIDENT = (
+    "INSERT INTO incidents(id, camera_id, state, last_seen, data) VALUES (?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET state=excluded.state, last_seen=excluded.last_seen, data=excluded.data"
+)
+_INSERT_EVIDENCE = "INSERT OR REPLACE INTO evidence(code, path, sha256, bytes, created_at) VALUES (?,?,?,?,?)"
+_INSERT_HISTORY = "INSERT OR IGNORE INTO case_history(code, status, at, note, source, event_id) VALUES (?,?,?,?,?,?)"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EvidenceRow:
+    code: str
+    path: str
+    sha256: str
+    bytes: int
+    created_at: datetime
+
+
+class EventStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    def put_incident(self, incident: Incident) -> None:
+        """Write-through, coalesced; durable after the next flush."""
+
+    async def flush(self) -> None: ...
+    async def get_incident(self, incident_id: str) -> Incident:
+        """Raises ``IncidentNotFound``."""
+
+    async def live_incidents(self) -> list[Incident]: ...
+    async def next_sequence(self, scope: str) -> int:
+        """Next number of ``scope`` (1, 2, ...), committed before it returns."""
+
+    async def create_case(self, case: Case, incident: Incident) -> bool:
+        """Case + first history + evidence index + the incident, in one transaction.
+        False (and no change) if the code exists: idempotent."""
+
+    async def get_case(self, code: str) -> Case:
+        """Raises ``CaseNotFound``."""
+
+    async def cases(self, statuses: Iterable[CaseStatus], limit: int = 1000) -> list[Case]: ...
+    async def case_codes(self, statuses: Iterable[CaseStatus]) -> set[str]: ...
+    async def apply_status(self, code: str, entry: StatusEntry, *, force: bool = False) -> tuple[Case, bool]:
+        """Append ``entry`` to the history (once per non-empty event id); the status only moves
+        forward unless forced. Returns the case and whether its status changed. ``CaseNotFound``."""
+
+    async def mark_overdue(self, now: datetime) -> list[Case]:
+        """Flag (once) open cases whose ``due_at`` has passed; returns those newly flagged."""
+
+    async def add_evidence(self, code: str, ref: EvidenceRef, created_at: datetime) -> None: ...
+    async def evidence_rows(self) -> list[EvidenceRow]: ...
+    async def remove_evidence(self, code: str) -> None: ...
+    async def counts(self) -> dict[CaseStatus, int]: ...
+
+
+def incident_to_json(incident: Incident) -> str:
+    data = dataclasses.asdict(incident)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat()
+    return json.dumps(data, ensure_ascii=False)
+
+
+def incident_from_json(text: str) -> Incident:
+    data: dict[str, Any] = json.loads(text)
+    for key in ("first_seen", "last_seen", "acknowledged_at", "closed_at"):
+        if data.get(key):
+            data[key] = datetime.fromisoformat(data[key])
+    data["state"] = IncidentState(data["state"])
+    data["grade"] = Grade(data["grade"]) if data.get("grade") else None
+    return Incident(**data)
+
+
+def _incident_row(i: Incident) -> tuple[str, str, str, str, str]:
+    return (i.id, i.camera_id, str(i.state), i.last_seen.isoformat(), incident_to_json(i))
+
+
+def _history_row(code: str, entry: StatusEntry) -> tuple[str, str, str, str, str, str]:
+    return (code, str(entry.status), entry.at.isoformat(), entry.note, entry.source, entry.event_id)
+
+
+def _load_case(c: sqlite3.Connection, code: str) -> Case | None:
+    row = c.execute("SELECT data, status, overdue_at FROM cases WHERE code=?", (code,)).fetchone()
+    if row is None:
+        return None
+    history = [
+        StatusEntry(status=CaseStatus(s), at=datetime.fromisoformat(at), note=note, source=source, event_id=event_id)
+        for s, at, note, source, event_id in c.execute(
+            "SELECT status, at, note, source, event_id FROM case_history WHERE code=? ORDER BY n", (code,)
+        )
+    ]
+    case = Case.model_validate_json(row[0])
+    case.status = CaseStatus(row[1])
+    case.overdue_at = datetime.fromisoformat(row[2]) if row[2] else None
+    case.history = history
+    return case
+
+
+class SqliteEventStore:
+    """``EventStore`` on one SQLite file (WAL), one worker thread."""
+
+    def __init__(self, path: Path, *, flush_delay_s: float = 0.05) -> None:
+        self.path = path
+        self.flush_delay_s = flush_delay_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-store")
+        self._conn: sqlite3.Connection | None = None
+        self._dirty: dict[str, Incident] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+        self.flushes = 0
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                raise EventStoreError(f"event store {self.path} is not open; call open() first")
+            try:
+                with self._conn:  # one transaction: commit, or roll back on error
+                    return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise EventStoreError(f"event store {self.path}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.executescript(_SCHEMA)
+                conn.isolation_level = "DEFERRED"
+            except (sqlite3.Error, OSError) as exc:
+                raise EventStoreError(f"cannot open event store {self.path}: {exc}; check the path and rights") from exc
+            self._conn = conn
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self.flush()
+        task = self._flush_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+    # -- incidents -------------------------------------------------------------------------------
+    def put_incident(self, incident: Incident) -> None:
+        self._dirty[incident.id] = incident
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._delayed_flush(), name="events-store-flush")
+
+    async def _delayed_flush(self) -> None:
+        await asyncio.sleep(self.flush_delay_s)
+        await self._write_dirty()
+
+    async def _write_dirty(self) -> None:
+        if not self._dirty:
+            return
+        rows = [_incident_row(i) for i in self._dirty.values()]
+        self._dirty.clear()
+        self.flushes += 1
+        await self._run(lambda c: c.executemany(_UPSERT_INCIDENT, rows))
+
+    async def flush(self) -> None:
+        await self._write_dirty()
+
+    async def get_incident(self, incident_id: str) -> Incident:
+        if incident_id in self._dirty:
+            return self._dirty[incident_id]
+        row = await self._run(lambda c: c.execute("SELECT data FROM incidents WHERE id=?", (incident_id,)).fetchone())
+        if row is None:
+            raise IncidentNotFound(f"no incident {incident_id}")
+        return incident_from_json(row[0])
+
+    async def live_incidents(self) -> list[Incident]:
+        await self.flush()
+        states = [str(s) for s in LIVE_STATES]
+        marks = ",".join("?" for _ in states)
+        sql = f"SELECT data FROM incidents WHERE state IN ({marks})"
+        rows = await self._run(lambda c: c.execute(sql, states).fetchall())
+        return [incident_from_json(r[0]) for r in rows]
+
+    # -- codes -----------------------------------------------------------------------------------
+    async def next_sequence(self, scope: str) -> int:
+        sql = (
+            "INSERT INTO sequences(scope, value) VALUES (?, 1) "
+            "ON CONFLICT(scope) DO UPDATE SET value = value + 1 RETURNING value"
+        )
+        row = await self._run(lambda c: c.execute(sql, (scope,)).fetchone())
+        return int(row[0])
+
+    # -- cases -----------------------------------------------------------------------------------
+    async def create_case(self, case: Case, incident: Incident) -> bool:
+        body = case.model_dump_json(exclude={"history"})
+        history = [_history_row(case.code, e) for e in case.history]
+        incident_row = _incident_row(incident)
+        self._dirty.pop(incident.id, None)
+        evidence = case.evidence
+        case_row = (
+            case.code,
+            case.incident_id,
+            str(case.status),
+            case.due_at.isoformat(),
+            case.created_at.isoformat(),
+            body,
+        )
+
+        def write(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO cases(code, incident_id, status, due_at, created_at, data) VALUES (?,?,?,?,?,?)",
+                case_row,
+            )
+            if cur.rowcount == 0:
+                return False
+            c.executemany(_INSERT_HISTORY, history)
+            if evidence is not None:
+                c.execute(_INSERT_EVIDENCE, (case.code, evidence.path, evidence.sha256, evidence.bytes, case_row[4]))
+            c.execute(_UPSERT_INCIDENT, incident_row)
+            return True
+
+        return await self._run(write)
+
+    async def get_case(self, code: str) -> Case:
+        case = await self._run(lambda c: _load_case(c, code))
+        if case is None:
+            raise CaseNotFound(f"no case {code}")
+        return case
+
+    async def cases(self, statuses: Iterable[CaseStatus], limit: int = 1000) -> list[Case]:
+        wanted = [str(s) for s in statuses]
+        marks = ",".join("?" for _ in wanted)
+        sql = f"SELECT code FROM cases WHERE status IN ({marks}) ORDER BY created_at, code LIMIT ?"
+
+        def read(c: sqlite3.Connection) -> list[Case]:
+            codes = c.execute(sql, [*wanted, limit]).fetchall()
+            return [case for (code,) in codes if (case := _load_case(c, code)) is not None]
+
+        return await self._run(read)
+
+    async def case_codes(self, statuses: Iterable[CaseStatus]) -> set[str]:
+        wanted = [str(s) for s in statuses]
+        marks = ",".join("?" for _ in wanted)
+        sql = f"SELECT code FROM cases WHERE status IN ({marks})"
+        rows = await self._run(lambda c: c.execute(sql, wanted).fetchall())
+        return {r[0] for r in rows}
+
+    async def apply_status(self, code: str, entry: StatusEntry, *, force: bool = False) -> tuple[Case, bool]:
+        def write(c: sqlite3.Connection) -> tuple[Case, bool] | None:
+            row = c.execute("SELECT status FROM cases WHERE code=?", (code,)).fetchone()
+            if row is None:
+                return None
+            seen = (
+                entry.event_id
+                and c.execute(
+                    "SELECT 1 FROM case_history WHERE code=? AND event_id=?", (code, entry.event_id)
+                ).fetchone()
+            )
+            changed = False
+            if not seen:
+                c.execute(_INSERT_HISTORY, _history_row(code, entry))
+                changed = force or STATUS_RANK[entry.status] > STATUS_RANK[CaseStatus(row[0])]
+                if changed:
+                    c.execute("UPDATE cases SET status=? WHERE code=?", (str(entry.status), code))
+            case = _load_case(c, code)
+            return (case, changed) if case is not None else None
+
+        result = await self._run(write)
+        if result is None:
+            raise CaseNotFound(f"no case {code}")
+        return result
+
+    async def mark_overdue(self, now: datetime) -> list[Case]:
+        finals = (str(CaseStatus.CLOSED), str(CaseStatus.REJECTED))
+
+        def write(c: sqlite3.Connection) -> list[Case]:
+            rows = c.execute(
+                "SELECT code, status, due_at FROM cases WHERE overdue_at IS NULL AND status NOT IN (?, ?)", finals
+            ).fetchall()
+            flagged = []
+            for code, status, due_at in rows:
+                if datetime.fromisoformat(due_at) > now:
+                    continue
+                c.execute("UPDATE cases SET overdue_at=? WHERE code=?", (now.isoformat(), code))
+                entry = StatusEntry(
+                    status=CaseStatus(status), at=now, note=f"overdue (due {due_at}) / 已超期", source="overdue-check"
+                )
+                c.execute(_INSERT_HISTORY, _history_row(code, entry))
+                if (case := _load_case(c, code)) is not None:
+                    flagged.append(case)
+            return flagged
+
+        return await self._run(write)
+
+    async def counts(self) -> dict[CaseStatus, int]:
+        rows = await self._run(lambda c: c.execute("SELECT status, COUNT(*) FROM cases GROUP BY status").fetchall())
+        return {CaseStatus(s): int(n) for s, n in rows}
+
+    # -- evidence index --------------------------------------------------------------------------
+    async def add_evidence(self, code: str, ref: EvidenceRef, created_at: datetime) -> None:
+        row = (code, ref.path, ref.sha256, ref.bytes, created_at.isoformat())
+        await self._run(lambda c: c.execute(_INSERT_EVIDENCE, row))
+
+    async def evidence_rows(self) -> list[EvidenceRow]:
+        sql = "SELECT code, path, sha256, bytes, created_at FROM evidence ORDER BY created_at"
+        rows = await self._run(lambda c: c.execute(sql).fetchall())
+        return [EvidenceRow(r[0], r[1], r[2], int(r[3]), datetime.fromisoformat(r[4])) for r in rows]
+
+    async def remove_evidence(self, code: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM evidence WHERE code=?", (code,)))
