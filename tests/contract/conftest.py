@@ -36,6 +36,12 @@ def settings_for(backend: str, data_dir: Path, redis_url: str = "redis://127.0.0
     )
 
 
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """``settings_for(backend, data_dir, redis_url, **storage)``, for tests that open stores themselves."""
+    return settings_for
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

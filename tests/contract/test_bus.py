@@ -1,0 +1,124 @@
+"""EventBus: durable topics, consumer groups, ack, pending, claim of stale messages, maxlen trimming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from xueliang.gateway.errors import StoreError
+from xueliang.gateway.stores import Stores
+from xueliang.gateway.stores.base import Message
+
+Poll = Callable[..., Awaitable[Any]]
+
+
+def order(message_id: str) -> tuple[int, int]:
+    ms, _, seq = message_id.partition("-")
+    return int(ms), int(seq)
+
+
+async def test_every_group_sees_every_message_in_order(stores: Stores) -> None:
+    ids = [await stores.bus.publish("anomalies", {"camera": f"cam-{n}", "n": n}) for n in range(5)]
+    assert [order(i) for i in ids] == sorted(order(i) for i in ids) and len(set(ids)) == 5
+
+    incidents = await stores.bus.read("anomalies", "incidents", "node-a", block_s=0)
+    wall = await stores.bus.read("anomalies", "wall", "node-b", block_s=0)
+    for got in (incidents, wall):
+        assert [m.id for m in got] == ids
+        assert [m.payload for m in got] == [{"camera": f"cam-{n}", "n": n} for n in range(5)]
+        assert all(m.topic == "anomalies" and m.deliveries == 1 for m in got)
+    assert await stores.bus.read("anomalies", "incidents", "node-a", block_s=0) == []  # each message once
+
+
+async def test_consumers_of_one_group_share_the_messages(stores: Stores) -> None:
+    for n in range(6):
+        await stores.bus.publish("cases", {"n": n})
+    first = await stores.bus.read("cases", "forwarder", "node-a", count=4, block_s=0)
+    second = await stores.bus.read("cases", "forwarder", "node-b", count=4, block_s=0)
+    assert [m.payload["n"] for m in first] == [0, 1, 2, 3]
+    assert [m.payload["n"] for m in second] == [4, 5]
+
+
+async def test_topics_are_separate(stores: Stores) -> None:
+    await stores.bus.publish("a", {"x": 1})
+    assert await stores.bus.read("b", "g", "c", block_s=0) == []
+    assert [m.payload for m in await stores.bus.read("a", "g", "c", block_s=0)] == [{"x": 1}]
+
+
+async def test_ack_and_pending(stores: Stores) -> None:
+    assert await stores.bus.pending("anomalies", "never-read") == 0
+    for n in range(3):
+        await stores.bus.publish("anomalies", {"n": n})
+    got = await stores.bus.read("anomalies", "incidents", "node-a", block_s=0)
+    assert await stores.bus.pending("anomalies", "incidents") == 3
+    await stores.bus.ack("anomalies", "incidents", [got[0].id, got[2].id])
+    assert await stores.bus.pending("anomalies", "incidents") == 1
+    await stores.bus.ack("anomalies", "incidents", [got[0].id])  # again: nothing happens
+    await stores.bus.ack("anomalies", "incidents", [])
+    assert await stores.bus.pending("anomalies", "incidents") == 1
+    assert await stores.bus.pending("anomalies", "wall") == 0  # another group's pending is its own
+
+
+async def test_ack_of_something_that_is_not_a_message_id_is_refused(stores: Stores) -> None:
+    with pytest.raises(StoreError, match="not-an-id"):
+        await stores.bus.ack("anomalies", "incidents", ["not-an-id"])
+
+
+async def test_a_blocked_read_wakes_up_for_a_new_message(stores: Stores) -> None:
+    reader = asyncio.create_task(stores.bus.read("cases", "wall", "node-a", block_s=10))
+    await asyncio.sleep(0.1)
+    message_id = await stores.bus.publish("cases", {"case": "5119-0001"})
+    got = await reader
+    assert [(m.id, m.payload) for m in got] == [(message_id, {"case": "5119-0001"})]
+
+
+async def test_stale_messages_are_claimed_by_another_consumer(stores: Stores, poll: Poll) -> None:
+    for n in range(3):
+        await stores.bus.publish("anomalies", {"n": n})
+    read = await stores.bus.read("anomalies", "incidents", "node-a", block_s=0)  # node-a dies before acking
+    await stores.bus.ack("anomalies", "incidents", [read[1].id])
+    assert await stores.bus.claim_stale("anomalies", "incidents", "node-b", min_idle_s=3600) == []
+
+    async def claim() -> list[Message]:
+        return await stores.bus.claim_stale("anomalies", "incidents", "node-b", min_idle_s=0.1)
+
+    claimed = await poll(claim)
+    assert [(m.id, m.payload, m.deliveries) for m in claimed] == [(read[0].id, {"n": 0}, 2), (read[2].id, {"n": 2}, 2)]
+    assert await stores.bus.pending("anomalies", "incidents") == 2  # still pending, now node-b's
+    assert await stores.bus.claim_stale("anomalies", "incidents", "node-c", min_idle_s=3600) == []
+    await stores.bus.ack("anomalies", "incidents", [m.id for m in claimed])
+    assert await stores.bus.pending("anomalies", "incidents") == 0
+    assert await stores.bus.claim_stale("anomalies", "unknown-group", "node-b", min_idle_s=0) == []
+
+
+async def test_claim_stale_respects_count(stores: Stores, poll: Poll) -> None:
+    for n in range(5):
+        await stores.bus.publish("t", {"n": n})
+    await stores.bus.read("t", "g", "node-a", block_s=0)
+
+    async def claim_two() -> list[Message]:
+        return await stores.bus.claim_stale("t", "g", "node-b", min_idle_s=0.05, count=2)
+
+    assert [m.payload["n"] for m in await poll(claim_two)] == [0, 1]
+
+
+async def test_topics_are_trimmed_to_maxlen_oldest_first_and_counted(stores: Stores) -> None:
+    maxlen = 100  # the contract fixture's bus_maxlen
+    total = 350
+    ids = [await stores.bus.publish("telemetry", {"n": n}) for n in range(total)]
+    kept = await stores.bus.read("telemetry", "late-group", "node-a", count=10_000, block_s=0)
+
+    assert maxlen <= len(kept) < total  # Redis trims whole nodes (MAXLEN ~): at least maxlen stay
+    assert [m.id for m in kept] == ids[total - len(kept) :]  # the newest survive, in order
+    stats = await stores.bus.stats()
+    assert stats.published == total
+    assert stats.trimmed == total - len(kept)
+
+
+async def test_a_payload_that_is_not_json_is_refused_clearly(stores: Stores) -> None:
+    with pytest.raises(StoreError, match="bus topic anomalies"):
+        await stores.bus.publish("anomalies", {"when": object()})
+    assert await stores.bus.read("anomalies", "g", "c", block_s=0) == []
