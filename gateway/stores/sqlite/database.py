@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5_000
+MIN_SQLITE = (3, 35, 0)  # RETURNING and UPSERT
 
 
 class DatabaseState(enum.StrEnum):
@@ -49,6 +50,11 @@ class Database:
     @classmethod
     async def open(cls, path: Path) -> Database:
         """Open (creating it) and migrate; ``StoreUnavailable`` if the file cannot be used."""
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreUnavailable(
+                f"SQLite {sqlite3.sqlite_version} is too old for {path} (needs 3.35 or newer); "
+                "run the gateway on a newer Python build or use node.mode: scaleout"
+            )
         db = cls(path)
         try:
             await db._submit(db._connect)
