@@ -1,1 +1,50 @@
-"""connectors/onvif."""
+"""ONVIF connector: device client (probe, PTZ, PullPoint events) and WS-Discovery.
+
+Public API (everything else is internal)::
+
+    from xueliang.connectors.onvif import OnvifClient, OnvifSettings, create_session, warm_up
+    from xueliang.connectors.onvif import discover, DiscoveredDevice
+    from xueliang.connectors.onvif.errors import OnvifError, Unreachable, AuthFailed, ...
+"""
+
+from xueliang.connectors.onvif.client import OnvifClient
+from xueliang.connectors.onvif.errors import (
+    AuthFailed,
+    ClockSkew,
+    DeviceFault,
+    MalformedResponse,
+    NotOnvif,
+    OnvifError,
+    Timeout,
+    Unreachable,
+    Unsupported,
+)
+from xueliang.connectors.onvif.events import PullPointState, PullPointSubscription
+from xueliang.connectors.onvif.models import CameraEvent, DeviceIdentity, MediaProfile, ProbeResult, PtzPreset
+from xueliang.connectors.onvif.settings import DiscoverySettings, OnvifSettings
+from xueliang.connectors.onvif.soap import create_session
+from xueliang.connectors.onvif.wsdl import warm_up
+
+__all__ = [
+    "AuthFailed",
+    "CameraEvent",
+    "ClockSkew",
+    "DeviceFault",
+    "DeviceIdentity",
+    "DiscoverySettings",
+    "MalformedResponse",
+    "MediaProfile",
+    "NotOnvif",
+    "OnvifClient",
+    "OnvifError",
+    "OnvifSettings",
+    "ProbeResult",
+    "PtzPreset",
+    "PullPointState",
+    "PullPointSubscription",
+    "Timeout",
+    "Unreachable",
+    "Unsupported",
+    "create_session",
+    "warm_up",
+]

@@ -1,0 +1,318 @@
+"""One camera's SOAP channel: sign, post, read, and turn every failure into an ``OnvifError``.
+
+The HTTP session is shared by all cameras (pass the gateway's, or let
+:func:`create_session` make one with a bounded pool); the zeep bindings come from the
+process-wide catalogue in :mod:`xueliang.connectors.onvif.wsdl`. Per camera this holds only the
+address, the WS-UsernameToken and the measured clock offset, so a probe costs a few small
+objects and the SOAP round trips themselves.
+
+WS-UsernameToken (ONVIF Core 5.12): ``PasswordDigest = Base64(SHA1(nonce + created + password))``
+with ``created`` in UTC. Cameras reject tokens whose ``created`` is far from their own clock, so
+``created`` is shifted by the offset measured with the unauthenticated ``GetSystemDateAndTime``:
+onvif-zeep-async's ``UsernameDigestTokenDtDiff(dt_diff=...)`` does exactly that (its
+``ONVIFCamera(adjust_time=True)`` path) and is reused here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import aiohttp
+from lxml import etree
+from onvif.client import UsernameDigestTokenDtDiff
+
+from xueliang.connectors.onvif import ns
+from xueliang.connectors.onvif.errors import (
+    AuthFailed,
+    ClockSkew,
+    DeviceFault,
+    MalformedResponse,
+    NotOnvif,
+    OnvifError,
+    Timeout,
+    Unreachable,
+    Unsupported,
+)
+from xueliang.connectors.onvif.parsers import (
+    Element,
+    FaultInfo,
+    ParseError,
+    first_child,
+    local_name,
+    make_parser,
+    parse_fault,
+    parse_xml,
+)
+from xueliang.connectors.onvif.settings import OnvifSettings
+from xueliang.connectors.onvif.wsdl import build_plain_request, build_request, load_binding
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The exceptions one HTTP exchange can raise, by what they mean (order matters: aiohttp's
+# ServerTimeoutError is also a ClientError, ClientConnectorError is also a ClientOSError).
+TIMEOUT_ERRORS = (TimeoutError,)  # asyncio.TimeoutError, aiohttp.ServerTimeoutError
+CONNECT_ERRORS = (aiohttp.ClientConnectorError,)  # refused, no route, DNS
+DROPPED_ERRORS = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,  # connection reset mid-exchange
+    aiohttp.ClientPayloadError,  # body cut short
+)
+NOT_HTTP_ERRORS = (aiohttp.ClientResponseError,)  # garbage instead of HTTP
+BAD_URL_ERRORS = (aiohttp.InvalidURL,)
+# A pooled keep-alive connection the camera closed before our request reached it: RFC 9112 9.3.1
+# lets a client retry once (onvif-zeep-async does the same).
+RETRY_ONCE_ERRORS = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientConnectionResetError,
+)
+
+AUTH_FAULT_CODES = frozenset(
+    {
+        "NotAuthorized",  # ter:NotAuthorized (ONVIF Core)
+        "FailedAuthentication",  # wsse:FailedAuthentication (WS-Security)
+        "InvalidSecurity",
+        "InvalidSecurityToken",
+        "FailedCheck",
+        "MessageExpired",  # wsse: the token's Created is too old for the camera
+        "Unauthorized",
+    }
+)
+UNSUPPORTED_FAULT_CODES = frozenset({"ActionNotSupported", "NoSuchService", "NotSupported", "OperationNotSupported"})
+
+
+def create_session(settings: OnvifSettings) -> aiohttp.ClientSession:
+    """The HTTP session to share between all ``OnvifClient``s of a process (caller closes it).
+
+    ``limit`` bounds open connections across all cameras; idle ones are dropped after
+    ``keepalive_s`` so a bulk import does not keep one socket per finished camera.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.pool_size, limit_per_host=8, keepalive_timeout=settings.keepalive_s, ssl=False
+    )
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "xueliang-gateway-onvif"})
+
+
+def format_camera(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class SoapChannel:
+    """Signs, posts and reads SOAP requests for one camera."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        *,
+        session: aiohttp.ClientSession,
+        settings: OnvifSettings,
+    ) -> None:
+        self.camera = format_camera(host, port)
+        self._session = session
+        self._settings = settings
+        self._token: Any = (
+            UsernameDigestTokenDtDiff(username, password, use_digest=True) if username or password else None
+        )
+        self.clock_offset_s: float | None = None
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Shift every later token's ``Created`` by ``seconds`` (camera clock minus ours)."""
+        self.clock_offset_s = seconds
+        if self._token is not None:
+            self._token.dt_diff = timedelta(seconds=seconds)
+
+    async def call(
+        self,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        address: str,
+        *,
+        auth: bool = True,
+        timeout_s: float | None = None,
+        reference_parameters: Sequence[Element] = (),
+    ) -> Element:
+        """Call ``operation`` of an onvif-zeep-async ``service`` and return the Body's answer element."""
+        answer = await self.call_optional(
+            service,
+            operation,
+            params,
+            address,
+            auth=auth,
+            timeout_s=timeout_s,
+            reference_parameters=reference_parameters,
+        )
+        if answer is None:
+            raise MalformedResponse(self.camera, operation, "the SOAP Body is empty")
+        return answer
+
+    async def call_optional(
+        self,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        address: str,
+        *,
+        auth: bool = True,
+        timeout_s: float | None = None,
+        reference_parameters: Sequence[Element] = (),
+    ) -> Element | None:
+        """Like :meth:`call`, for commands whose answer may be an empty Body (PTZ Stop, Unsubscribe)."""
+        loaded = await load_binding(service)
+        envelope, headers = build_request(loaded, operation, params, address)
+        if reference_parameters:
+            # WS-Addressing: each ReferenceParameter of the endpoint reference goes back as a
+            # SOAP header. Axis identifies PullPoint subscriptions this way (SubscriptionId).
+            header = _soap_header(envelope)
+            for parameter in reference_parameters:
+                echoed = copy.deepcopy(parameter)
+                echoed.set(f"{{{ns.WSA}}}IsReferenceParameter", "true")
+                header.append(echoed)
+        return await self._exchange(envelope, headers, operation, address, auth=auth, timeout_s=timeout_s)
+
+    async def call_plain(
+        self, namespace: str, operation: str, children: Sequence[tuple[str, str]], address: str
+    ) -> Element:
+        """Call an operation of a service onvif-zeep-async has no WSDL for (Media2)."""
+        envelope, headers = build_plain_request(namespace, operation, children)
+        answer = await self._exchange(envelope, headers, operation, address, auth=True, timeout_s=None)
+        if answer is None:
+            raise MalformedResponse(self.camera, operation, "the SOAP Body is empty")
+        return answer
+
+    def read(self, operation: str, parser: Callable[[Element], T], answer: Element) -> T:
+        """Run a parser on an answer; a :class:`ParseError` becomes ``MalformedResponse``."""
+        try:
+            return parser(answer)
+        except ParseError as exc:
+            raise MalformedResponse(self.camera, operation, str(exc)) from exc
+
+    # ------------------------------------------------------------------ internals
+
+    async def _exchange(
+        self,
+        envelope: Element,
+        headers: dict[str, str],
+        operation: str,
+        address: str,
+        *,
+        auth: bool,
+        timeout_s: float | None,
+    ) -> Element | None:
+        if auth and self._token is not None:
+            self._token.apply(envelope, headers)
+        payload = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+        status, content_type, content = await self._post(address, payload, headers, operation, timeout_s)
+        return await self._interpret(status, content_type, content, operation)
+
+    async def _post(
+        self, address: str, payload: bytes, headers: dict[str, str], operation: str, timeout_s: float | None
+    ) -> tuple[int, str, bytes]:
+        total = timeout_s if timeout_s is not None else self._settings.timeout_s
+        timeout = aiohttp.ClientTimeout(total=total, connect=min(total, self._settings.connect_timeout_s))
+        for attempt in (1, 2):
+            try:
+                async with self._session.post(address, data=payload, headers=headers, timeout=timeout) as response:
+                    content = await response.read()
+                    return response.status, response.headers.get("Content-Type", ""), content
+            except TIMEOUT_ERRORS:
+                raise Timeout(self.camera, operation, f"no answer within {total:g} s from {address}") from None
+            except RETRY_ONCE_ERRORS as exc:
+                if attempt == 2:
+                    raise Unreachable(self.camera, operation, f"the camera closed the connection ({exc})") from exc
+                logger.debug(
+                    "camera %s: %s: connection closed before the request, retrying once", self.camera, operation
+                )
+            except CONNECT_ERRORS as exc:
+                reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
+                raise Unreachable(self.camera, operation, f"cannot connect to {address}: {reason}") from exc
+            except DROPPED_ERRORS as exc:
+                raise Unreachable(self.camera, operation, f"the connection dropped: {exc}") from exc
+            except NOT_HTTP_ERRORS as exc:
+                raise NotOnvif(self.camera, operation, f"the answer is not valid HTTP ({exc.message})") from exc
+            except BAD_URL_ERRORS as exc:
+                raise MalformedResponse(
+                    self.camera, operation, f"the camera gave an unusable address {address!r}"
+                ) from exc
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def _interpret(self, status: int, content_type: str, content: bytes, operation: str) -> Element | None:
+        if status in (401, 403):
+            raise self._auth_error(operation, f"HTTP {status}")
+        head = content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if not head:
+            if status == 200:
+                raise MalformedResponse(self.camera, operation, "HTTP 200 with an empty body")
+            raise NotOnvif(self.camera, operation, f"HTTP {status} with an empty body")
+        if "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html")):
+            raise NotOnvif(
+                self.camera, operation, f"HTTP {status} answered with a web page ({content_type or 'no type'})"
+            )
+        try:
+            root = await self._parse(content)
+        except etree.XMLSyntaxError as exc:
+            if b"envelope" in head or b"envelope" in content[:4096].lower():
+                raise MalformedResponse(self.camera, operation, f"invalid XML: {exc}") from exc
+            raise NotOnvif(self.camera, operation, f"HTTP {status} answered with something that is not XML") from exc
+        except ParseError as exc:
+            raise MalformedResponse(self.camera, operation, str(exc)) from exc
+        qname = etree.QName(root)
+        if qname.localname != "Envelope" or qname.namespace not in ns.SOAP_ENVS:
+            raise NotOnvif(
+                self.camera, operation, f"HTTP {status} answered with XML that is not SOAP ({qname.localname})"
+            )
+        body = root.find(f"{{{qname.namespace}}}Body")
+        if body is None:
+            raise MalformedResponse(self.camera, operation, "the SOAP Envelope has no Body")
+        answer = first_child(body)
+        if answer is not None and local_name(answer) == "Fault":
+            raise self._fault_error(operation, parse_fault(answer))
+        if status >= 300:
+            raise MalformedResponse(self.camera, operation, f"HTTP {status} without a SOAP fault")
+        return answer
+
+    async def _parse(self, content: bytes) -> Element:
+        if len(content) <= self._settings.parse_in_executor_bytes:
+            return parse_xml(content)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(parse_xml, content, make_parser()))
+
+    def _fault_error(self, operation: str, fault: FaultInfo) -> OnvifError:
+        codes = set(fault.codes)
+        reason = fault.reason.lower()
+        if (
+            codes & AUTH_FAULT_CODES
+            or "not authorized" in reason
+            or "unauthorized" in reason
+            or "authenticat" in reason
+        ):
+            return self._auth_error(operation, fault.describe())
+        if codes & UNSUPPORTED_FAULT_CODES or "not supported" in reason or "not implemented" in reason:
+            return Unsupported(self.camera, operation, fault.describe())
+        return DeviceFault(self.camera, operation, fault.describe())
+
+    def _auth_error(self, operation: str, detail: str) -> AuthFailed:
+        offset = self.clock_offset_s
+        if offset is not None and abs(offset) > self._settings.max_clock_skew_s:
+            return ClockSkew(self.camera, operation, offset, self._settings.max_clock_skew_s)
+        return AuthFailed(self.camera, operation, detail)
+
+
+def _soap_header(envelope: Element) -> Element:
+    """The envelope's Header, created as its first child when missing."""
+    soap_ns = etree.QName(envelope).namespace
+    header = envelope.find(f"{{{soap_ns}}}Header")
+    if header is None:
+        header = etree.Element(f"{{{soap_ns}}}Header")
+        envelope.insert(0, header)
+    return header
