@@ -28,6 +28,7 @@ from xueliang.inference.detector.postprocess import (
     Candidates,
     ClassFilter,
     Floats,
+    Ints,
     best_class,
     to_detections,
     xywh_to_xyxy,
@@ -53,6 +54,22 @@ def grid_cells(width: int, height: int, strides: Sequence[int] = STRIDES) -> tup
 def grid_size(width: int, height: int, strides: Sequence[int] = STRIDES) -> int:
     """How many cells the levels of ``strides`` have together."""
     return sum((width // s) * (height // s) for s in strides)
+
+
+def objectness_rows(raw: Output, min_score: float, keep: ClassFilter) -> tuple[Ints, Output, Floats, Ints]:
+    """Rows of a [N, 5+C] output (x, y, w, h, obj, classes) whose obj * best kept class >= ``min_score``.
+
+    Returns the row indices, the rows, their scores and class ids. Since score <= obj, the
+    objectness alone discards almost every row before any class score is looked at.
+    """
+    rows = np.flatnonzero(raw[:, 4] >= min_score)
+    sel = raw[rows]
+    cls, ids = best_class(sel[:, 5:], keep)
+    if ids.size == 0:
+        return rows[:0], sel[:0], np.zeros(0, np.float32), ids
+    scores = (sel[:, 4] * cls).astype(np.float32)
+    ok = scores >= min_score
+    return rows[ok], sel[ok], scores[ok], ids[ok]
 
 
 class Adapter(ABC):
@@ -101,18 +118,7 @@ class YoloxAdapter(Adapter):
         self._cells, self._strides = grid_cells(spec.width, spec.height)
 
     def candidates(self, outputs: Sequence[Output], index: int, min_score: float, keep: ClassFilter) -> Candidates:
-        raw = outputs[0][index]
-        # score = obj * cls <= obj: the objectness alone discards almost every row cheaply
-        rows = np.flatnonzero(raw[:, 4] >= min_score)
-        if rows.size == 0:
-            return Candidates.empty()
-        sel = raw[rows]
-        cls, ids = best_class(sel[:, 5:], keep)
-        if ids.size == 0:
-            return Candidates.empty()
-        scores = sel[:, 4] * cls
-        ok = scores >= min_score
-        rows, sel, scores, ids = rows[ok], sel[ok], scores[ok], ids[ok]
+        rows, sel, scores, ids = objectness_rows(outputs[0][index], min_score, keep)
         stride = self._strides[rows]
         xy = (sel[:, 0:2] + self._cells[rows]) * stride
         wh = np.exp(sel[:, 2:4]) * stride
@@ -162,15 +168,7 @@ class Yolov5Adapter(Adapter):
     layout = "yolov5"
 
     def candidates(self, outputs: Sequence[Output], index: int, min_score: float, keep: ClassFilter) -> Candidates:
-        raw = outputs[0][index]
-        rows = np.flatnonzero(raw[:, 4] >= min_score)
-        if rows.size == 0:
-            return Candidates.empty()
-        sel = raw[rows]
-        cls, ids = best_class(sel[:, 5:], keep)
-        if ids.size == 0:
-            return Candidates.empty()
-        scores = (sel[:, 4] * cls).astype(np.float32)
+        _, sel, scores, ids = objectness_rows(outputs[0][index], min_score, keep)
         return Candidates(xywh_to_xyxy(sel[:, 0:4]), scores, ids)
 
 

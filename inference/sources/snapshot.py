@@ -1,0 +1,234 @@
+"""ONVIF snapshots over HTTP: one shared client for all cameras, one :class:`SnapshotSource` per camera.
+
+Each ``read()`` is one GET of the camera's snapshot URI (from ONVIF ``GetSnapshotUri``) with
+digest authentication (basic on request). The per-camera ``httpx.DigestAuth`` keeps the last
+challenge, so after the first request each snapshot is one round trip. The JPEG is decoded off
+the event loop in the client's bounded decode executor, at reduced scale when the model input is
+much smaller (see :mod:`jpeg`), and the original bytes ride along in ``Frame.jpeg`` as evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from xueliang.inference.errors import (
+    CorruptFrame,
+    SourceAuthFailed,
+    SourceTimeout,
+    SourceUnavailable,
+)
+from xueliang.inference.frames import Frame, Image
+from xueliang.inference.settings import SourceSettings
+from xueliang.inference.sources.base import SourceCounters, SourceState, SourceStats
+from xueliang.inference.sources.jpeg import decode_jpeg
+
+log = logging.getLogger(__name__)
+
+
+def redact(url: str) -> str:
+    """``url`` without credentials, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class SnapshotClient:
+    """The HTTP client and the JPEG decoders shared by every camera's snapshot source."""
+
+    def __init__(self, settings: SourceSettings, *, target_size: tuple[int, int] | None = None) -> None:
+        """``target_size``: the detector's input (width, height), for reduced-scale decode."""
+        self.settings = settings
+        self.target_size = target_size if settings.reduced_decode else None
+        self.counters = SourceCounters()
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.snapshot_timeout_s, connect=settings.snapshot_connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.snapshot_pool_size, max_keepalive_connections=settings.snapshot_pool_size
+            ),
+            follow_redirects=False,
+            trust_env=False,  # a proxy from the environment must not sit between the node and its cameras
+        )
+        self._decoders = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="jpeg")
+        self._closed = False
+
+    def source(
+        self,
+        camera_id: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Literal["digest", "basic"] = "digest",
+    ) -> SnapshotSource:
+        """A :class:`SnapshotSource` for one camera, sharing this client's pool and decoders."""
+        return SnapshotSource(self, camera_id, url, username=username, password=password, auth=auth)
+
+    def stats(self) -> SourceStats:
+        """Counters across every camera of this client."""
+        return self.counters.snapshot(SourceState.STOPPED if self._closed else SourceState.READY)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
+
+    async def decode(self, data: bytes, what: str) -> tuple[Image, float]:
+        """Decode a JPEG in the bounded decode executor (never on the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._decoders, _decode, data, self.target_size, what)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._http.aclose()
+        await asyncio.to_thread(self._decoders.shutdown, wait=True)
+
+    async def __aenter__(self) -> SnapshotClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def _decode(data: bytes, target: tuple[int, int] | None, what: str) -> tuple[Image, float]:
+    return decode_jpeg(data, target=target, what=what)
+
+
+class SnapshotSource:
+    """One camera's snapshot URI as a :class:`FrameSource`."""
+
+    def __init__(
+        self,
+        client: SnapshotClient,
+        camera_id: str,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth: Literal["digest", "basic"] = "digest",
+    ) -> None:
+        self._client = client
+        self._camera_id = camera_id
+        self.url = url
+        self._shown_url = redact(url)
+        self._username = username
+        self._auth: httpx.Auth | None = None
+        if username is not None:
+            secret = password or ""
+            self._auth = httpx.DigestAuth(username, secret) if auth == "digest" else httpx.BasicAuth(username, secret)
+        self.counters = SourceCounters()
+        self._seq = 0
+
+    @property
+    def camera_id(self) -> str:
+        return self._camera_id
+
+    async def read(self) -> Frame:
+        """Fetch and decode one snapshot.
+
+        Raises SourceAuthFailed (401/403), SourceTimeout (no complete answer within
+        ``snapshot_timeout_s``), SourceUnavailable (cannot connect, HTTP error, answer too big) or
+        CorruptFrame (bytes that are no decodable JPEG; counted, the next read may succeed).
+        """
+        data = await self._fetch()
+        what = f"camera {self._camera_id}: snapshot from {self._shown_url}"
+        try:
+            image, scale = await self._client.decode(data, what)
+        except CorruptFrame as exc:
+            self._count_error(str(exc), corrupt=True)
+            log.warning("%s", exc)
+            raise CorruptFrame(str(exc), camera_id=self._camera_id) from exc
+        self._seq += 1
+        self._count(frames=1)
+        return Frame(
+            camera_id=self._camera_id,
+            image=image,
+            captured_at=time.time(),
+            seq=self._seq,
+            source="snapshot",
+            scale=scale,
+            jpeg=data,
+        )
+
+    async def _fetch(self) -> bytes:
+        settings = self._client.settings
+        where = f"camera {self._camera_id}: snapshot {self._shown_url}"
+        try:
+            async with asyncio.timeout(settings.snapshot_timeout_s):
+                async with self._client.http.stream("GET", self.url, auth=self._auth) as response:
+                    if response.status_code in (401, 403):
+                        self._count_error(f"HTTP {response.status_code}")
+                        user = f"user '{self._username}'" if self._username is not None else "no credentials"
+                        raise SourceAuthFailed(
+                            f"{where} refused the credentials ({user}, HTTP {response.status_code}): "
+                            "check the camera's username and password in the registry",
+                            camera_id=self._camera_id,
+                        )
+                    if response.status_code != 200:
+                        self._count_error(f"HTTP {response.status_code}")
+                        raise SourceUnavailable(
+                            f"{where} answered HTTP {response.status_code} {response.reason_phrase}: "
+                            "check the snapshot URI (ONVIF GetSnapshotUri) and that snapshots are enabled",
+                            camera_id=self._camera_id,
+                        )
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > settings.snapshot_max_bytes:
+                            self._count_error("too big")
+                            raise SourceUnavailable(
+                                f"{where} sent more than {settings.snapshot_max_bytes} bytes: not a snapshot, "
+                                "or raise inference.sources.snapshot_max_bytes",
+                                camera_id=self._camera_id,
+                            )
+                        chunks.append(chunk)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            self._count_error("timeout")
+            raise SourceTimeout(
+                f"{where} gave no complete answer within {settings.snapshot_timeout_s:g} s "
+                f"({type(exc).__name__}): check that the camera is reachable and not overloaded",
+                camera_id=self._camera_id,
+            ) from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            self._count_error("bad url")
+            raise SourceUnavailable(
+                f"{where}: the URI is not a usable http(s) URL ({exc}): fix the camera's snapshot URI",
+                camera_id=self._camera_id,
+            ) from exc
+        except httpx.TransportError as exc:
+            self._count_error(type(exc).__name__)
+            raise SourceUnavailable(
+                f"{where} cannot be reached ({type(exc).__name__}: {exc}): check the camera's power and network",
+                camera_id=self._camera_id,
+            ) from exc
+        data = b"".join(chunks)
+        self._count(bytes=len(data))
+        return data
+
+    def _count(self, **counts: int) -> None:
+        self.counters.add(**counts)
+        self._client.counters.add(**counts)
+
+    def _count_error(self, message: str, *, corrupt: bool = False) -> None:
+        self.counters.error(message, corrupt=corrupt)
+        self._client.counters.error(f"{self._camera_id}: {message}", corrupt=corrupt)
+
+    def stats(self) -> SourceStats:
+        return self.counters.snapshot(SourceState.READY)
+
+    async def close(self) -> None:
+        """Nothing held per camera (the shared client owns the connections)."""

@@ -1,0 +1,221 @@
+"""Snapshot source against a real HTTP server on loopback that demands digest auth, as cameras do.
+
+The server (aiohttp) serves a 1920x1080 JPEG made from the real footage, a truncated one and a
+file that is no JPEG, and counts requests; another socket accepts connections and never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+
+from xueliang.inference.detector import Detector
+from xueliang.inference.errors import CorruptFrame, SourceAuthFailed, SourceTimeout, SourceUnavailable
+from xueliang.inference.frames import Image
+from xueliang.inference.settings import DetectorSettings, SourceSettings
+from xueliang.inference.sources import FrameSource, SnapshotClient
+from xueliang.inference.sources.jpeg import jpeg_size, reduction_for
+
+USER, PASSWORD, REALM, NONCE = "admin", "S3cret-pw", "IP Camera", "5f3c9a1b7e"
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+@dataclass
+class Camera:
+    """The test camera: its URL base and what it saw."""
+
+    base: str
+    jpeg: bytes
+    requests: list[str] = field(default_factory=list)
+
+
+def _authorised(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Digest "):
+        return False
+    p = {k: v1 or v2 for k, v1, v2 in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]*))', header[7:])}
+    ha1 = _md5(f"{USER}:{REALM}:{PASSWORD}")
+    ha2 = _md5(f"{request.method}:{p.get('uri', '')}")
+    expected = _md5(f"{ha1}:{p.get('nonce')}:{p.get('nc')}:{p.get('cnonce')}:{p.get('qop')}:{ha2}")
+    return p.get("username") == USER and p.get("nonce") == NONCE and p.get("response") == expected
+
+
+@pytest.fixture
+def big_jpeg(vtest_frame: Callable[[int], Image]) -> bytes:
+    image = cv2.resize(vtest_frame(100), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture
+async def camera(big_jpeg: bytes) -> AsyncIterator[Camera]:
+    bodies = {"/snap.jpg": big_jpeg, "/truncated.jpg": big_jpeg[: len(big_jpeg) // 2], "/text.jpg": b"<html>no</html>"}
+    cam = Camera(base="", jpeg=big_jpeg)
+
+    async def handle(request: web.Request) -> web.Response:
+        cam.requests.append(request.path)
+        if not _authorised(request):
+            challenge = f'Digest realm="{REALM}", nonce="{NONCE}", qop="auth", algorithm=MD5'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        body = bodies.get(request.path)
+        if body is None:
+            return web.Response(status=404, text="no such snapshot")
+        return web.Response(body=body, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    cam.base = f"http://{host}:{port}"
+    yield cam
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def silent_url() -> AsyncIterator[str]:
+    """A server that accepts connections and never says a word."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/snap.jpg"
+    for w in held:
+        w.close()
+    server.close()
+    await server.wait_closed()
+
+
+SETTINGS = SourceSettings(snapshot_timeout_s=2.0, snapshot_connect_timeout_s=1.0)
+
+
+async def test_snapshot_decodes_at_reduced_scale_and_keeps_the_jpeg(camera: Camera, models_dir: Path) -> None:
+    async with SnapshotClient(SETTINGS, target_size=(416, 416)) as client:
+        source = client.source("gate-1", camera.base + "/snap.jpg", username=USER, password=PASSWORD)
+        assert isinstance(source, FrameSource)
+        frame = await source.read()
+        again = await source.read()
+    assert frame.image.shape == (270, 480, 3)  # 1/4: the largest DCT scale still >= the 416 letterbox
+    assert frame.scale == 0.25
+    assert frame.jpeg == camera.jpeg
+    assert (frame.camera_id, frame.source, frame.seq, again.seq) == ("gate-1", "snapshot", 1, 2)
+    # digest: challenge once, then the kept challenge makes each snapshot one round trip
+    assert camera.requests == ["/snap.jpg"] * 3
+    stats = source.stats()
+    assert (stats.frames, stats.corrupt, stats.errors, stats.bytes) == (2, 0, 0, 2 * len(camera.jpeg))
+    # the reduced picture is still good enough for the detector
+    detector = Detector(DetectorSettings(model_path=models_dir / "yolox_nano.onnx"))
+    [people] = detector.detect_sync([frame], classes=frozenset({"person"}), min_score=0.5)
+    assert len(people) >= 5
+    assert all(d.x2 <= 480 and d.y2 <= 270 for d in people)  # boxes in the reduced image's pixels
+
+
+async def test_full_scale_when_reduced_decode_is_off(camera: Camera) -> None:
+    settings = SETTINGS.model_copy(update={"reduced_decode": False})
+    async with SnapshotClient(settings, target_size=(416, 416)) as client:
+        frame = await client.source("gate-1", camera.base + "/snap.jpg", username=USER, password=PASSWORD).read()
+    assert frame.image.shape == (1080, 1920, 3) and frame.scale == 1.0
+
+
+async def test_wrong_password_is_refused_clearly(camera: Camera) -> None:
+    async with SnapshotClient(SETTINGS) as client:
+        source = client.source("gate-2", camera.base + "/snap.jpg", username=USER, password="wrong-one")
+        with pytest.raises(SourceAuthFailed) as caught:
+            await source.read()
+    message = str(caught.value)
+    assert caught.value.camera_id == "gate-2"
+    assert "camera gate-2" in message and "refused the credentials (user 'admin', HTTP 401)" in message
+    assert "username and password" in message and "wrong-one" not in message
+    assert source.stats().errors == 1
+
+
+async def test_corrupt_jpegs_are_counted_and_not_fatal(camera: Camera) -> None:
+    async with SnapshotClient(SETTINGS, target_size=(416, 416)) as client:
+        truncated = client.source("gate-3", camera.base + "/truncated.jpg", username=USER, password=PASSWORD)
+        text = client.source("gate-3", camera.base + "/text.jpg", username=USER, password=PASSWORD)
+        good = client.source("gate-3", camera.base + "/snap.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(CorruptFrame, match=r"camera gate-3: snapshot from .*truncated\.jpg: truncated JPEG"):
+            await truncated.read()
+        with pytest.raises(CorruptFrame, match=r"not a JPEG"):
+            await text.read()
+        frame = await good.read()  # the client goes on
+        assert frame.image.shape == (270, 480, 3)
+        totals = client.stats()
+    assert truncated.stats().corrupt == 1 and text.stats().corrupt == 1
+    assert (totals.corrupt, totals.frames) == (2, 1)
+
+
+async def test_http_errors_and_unreachable_cameras(camera: Camera) -> None:
+    async with SnapshotClient(SETTINGS) as client:
+        missing = client.source("gate-4", camera.base + "/missing.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(SourceUnavailable, match=r"answered HTTP 404 Not Found: check the snapshot URI"):
+            await missing.read()
+        # a port nobody listens on
+        sock = __import__("socket").socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        closed = client.source("gate-5", f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/snap.jpg")
+        with pytest.raises(SourceUnavailable) as caught:
+            await closed.read()
+    assert "cannot be reached (ConnectError" in str(caught.value)
+    assert PASSWORD not in str(caught.value)  # credentials in the URL are never shown
+
+
+async def test_a_camera_that_never_answers_times_out(silent_url: str) -> None:
+    settings = SourceSettings(snapshot_timeout_s=0.3, snapshot_connect_timeout_s=0.3)
+    async with SnapshotClient(settings) as client:
+        source = client.source("gate-6", silent_url, username=USER, password=PASSWORD)
+        with pytest.raises(SourceTimeout, match=r"camera gate-6: snapshot .* gave no complete answer within 0.3 s"):
+            await source.read()
+    assert source.stats().errors == 1 and source.stats().last_error == "timeout"
+
+
+def test_jpeg_size_from_the_frame_header(big_jpeg: bytes) -> None:
+    assert jpeg_size(big_jpeg) == (1920, 1080)
+    image = np.zeros((123, 321, 3), np.uint8)
+    progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert jpeg_size(progressive) == (321, 123)
+    assert jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None  # scan data before any frame header
+    assert jpeg_size(b"GIF89a....") is None
+    assert jpeg_size(big_jpeg[:20]) is None
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "factor"),
+    [
+        ((1920, 1080), (416, 416), 4),
+        ((1920, 1080), (320, 320), 4),
+        ((1920, 1080), (192, 192), 8),
+        ((3840, 2160), (416, 416), 8),
+        ((1280, 720), (416, 416), 2),
+        ((768, 576), (416, 416), 1),
+        ((640, 480), (640, 640), 1),
+        ((1920, 1080), None, 1),
+    ],
+)
+def test_reduction_keeps_at_least_the_letterboxed_pixels(
+    size: tuple[int, int], target: tuple[int, int] | None, factor: int
+) -> None:
+    assert reduction_for(size, target) == factor
+    if target is not None:
+        fit = min(target[0] / size[0], target[1] / size[1])
+        assert size[0] / factor >= min(size[0], size[0] * fit) - 1e-9
