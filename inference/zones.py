@@ -1,0 +1,216 @@
+"""Zones: named polygons over a camera's picture, in NORMALISED coordinates (0..1 of width and height).
+
+A zone says where a rule looks (``kind``), when (``active`` hour windows in local time; none means
+always) and with which thresholds (``None`` takes the rule default). Normalised coordinates keep
+a zone valid whatever resolution the camera streams or the frame is decoded at.
+
+Validation is strict and says what to fix: fewer than 3 points, a point outside 0..1 (its index and
+value), a point repeated, two edges that cross or touch (their indices and where; an outline
+folding back on itself touches itself), zero area. Geometry works on many points at once
+(vectorised numpy ray casting).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime, time
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xueliang.inference.frames import Detection
+
+Point = tuple[float, float]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+_EPS = 1e-12
+MIN_AREA = 1e-6  # of the picture: about one pixel of a 1280x720 frame
+
+
+class ZoneKind(enum.StrEnum):
+    INTRUSION = "intrusion"  # people inside during the active hours
+    CROWD = "crowd"  # people counted inside at or above a threshold
+    LOITERING = "loitering"  # a tracked person dwelling inside (watch mode only)
+    NO_PARKING = "no_parking"  # a vehicle staying inside longer than a threshold
+
+
+class TimeWindow(BaseModel):
+    """Local hours a zone is active: ``start`` to ``end`` on the given ISO weekdays (1 = Monday).
+    An ``end`` earlier than ``start`` runs past midnight (the weekday is the one it starts on)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: time = Field(description="Local start time, e.g. 22:00")
+    end: time = Field(description="Local end time, e.g. 06:00 (earlier than start: past midnight)")
+    days: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6, 7), description="ISO weekdays, 1 = Monday .. 7 = Sunday")
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [d for d in days if not 1 <= d <= 7]
+        if bad or not days:
+            raise ValueError(f"weekdays must be 1 (Monday) .. 7 (Sunday), got {list(days)}")
+        return days
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TimeWindow:
+        if self.start == self.end:
+            raise ValueError(f"window {self.start}-{self.end} is empty: start and end must differ")
+        return self
+
+
+class Zone(BaseModel):
+    """One zone of one camera. Thresholds left ``None`` take the rule defaults (``RuleSettings``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, description="Zone id, unique per camera; named in anomalies")
+    name: str = Field("", description="Name shown to operators (Chinese first), e.g. 校门口 / school gate")
+    kind: ZoneKind = Field(description="intrusion | crowd | loitering | no_parking")
+    polygon: tuple[Point, ...] = Field(description="Outline as (x, y) points, normalised 0..1, in order")
+    active: tuple[TimeWindow, ...] = Field((), description="Local hour windows the zone is active; empty: always")
+    labels: tuple[str, ...] = Field((), description="Detector labels that count; empty: the kind's default")
+    min_score: float | None = Field(None, ge=0, le=1, description="Least detection score; None: rule default")
+    min_count: int | None = Field(None, ge=1, description="crowd: people at or above this; None: rule default")
+    dwell_s: float | None = Field(
+        None, gt=0, description="loitering / no_parking: seconds of dwell or stay; None: rule default"
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, polygon: tuple[Point, ...]) -> tuple[Point, ...]:
+        problem = polygon_problem(polygon)
+        if problem:
+            raise ValueError(problem)
+        return polygon
+
+
+def polygon_problem(polygon: Sequence[Point]) -> str:
+    """What is wrong with ``polygon`` as a zone outline, in words; "" when it is valid."""
+    n = len(polygon)
+    if n < 3:
+        return f"polygon has {n} point(s); a zone needs at least 3 (x, y) points, normalised 0..1"
+    for index, (x, y) in enumerate(polygon):
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            return (
+                f"point {index} ({x:g}, {y:g}) is outside the picture: x and y must be within 0..1 "
+                "(normalised: divide pixel coordinates by the image width and height)"
+            )
+    for index in range(n):
+        if polygon[index] == polygon[(index + 1) % n]:
+            x, y = polygon[index]
+            return f"points {index} and {(index + 1) % n} are the same ({x:g}, {y:g}); remove one of them"
+    crossing = _first_crossing(polygon)
+    if crossing:
+        return crossing
+    area = abs(polygon_area(polygon))
+    if area < MIN_AREA:
+        return (
+            f"polygon has zero area ({area:.2g} of the picture: its points lie on one line or nearly on one "
+            "spot); give an outline that encloses a region"
+        )
+    return ""
+
+
+def polygon_area(polygon: Sequence[Point]) -> float:
+    """Signed area (shoelace formula), in normalised units (1.0 = the whole picture)."""
+    pts = np.asarray(polygon, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _on_segment(p: Point, a: Point, b: Point) -> bool:
+    return min(a[0], b[0]) - _EPS <= p[0] <= max(a[0], b[0]) + _EPS and (
+        min(a[1], b[1]) - _EPS <= p[1] <= max(a[1], b[1]) + _EPS
+    )
+
+
+def _segments_meet(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    if ((d1 > _EPS and d2 < -_EPS) or (d1 < -_EPS and d2 > _EPS)) and (
+        (d3 > _EPS and d4 < -_EPS) or (d3 < -_EPS and d4 > _EPS)
+    ):
+        return True
+    return any(
+        abs(d) <= _EPS and _on_segment(p, a, b)
+        for d, p, a, b in ((d1, p1, q1, q2), (d2, p2, q1, q2), (d3, q1, p1, p2), (d4, q2, p1, p2))
+    )
+
+
+def _meeting_point(p1: Point, p2: Point, q1: Point, q2: Point) -> Point:
+    rx, ry = p2[0] - p1[0], p2[1] - p1[1]
+    sx, sy = q2[0] - q1[0], q2[1] - q1[1]
+    denom = rx * sy - ry * sx
+    if abs(denom) <= _EPS:  # collinear overlap: report where the second edge starts
+        return q1
+    t = ((q1[0] - p1[0]) * sy - (q1[1] - p1[1]) * sx) / denom
+    return (p1[0] + t * rx, p1[1] + t * ry)
+
+
+def _first_crossing(polygon: Sequence[Point]) -> str:
+    """Two edges that are not neighbours and touch or cross."""
+    n = len(polygon)
+    edges = [(polygon[i], polygon[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        a1, a2 = edges[i]
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # neighbours through the closing edge
+            b1, b2 = edges[j]
+            if _segments_meet(a1, a2, b1, b2):
+                x, y = _meeting_point(a1, a2, b1, b2)
+                return (
+                    f"polygon crosses itself: edge {i} (point {i} -> {(i + 1) % n}) and edge {j} "
+                    f"(point {j} -> {(j + 1) % n}) meet at ({x:.3f}, {y:.3f}); list the points in order "
+                    "around the outline"
+                )
+    return ""
+
+
+def points_in_polygon(points: Floats, polygon: Sequence[Point]) -> Bools:
+    """Which of ``points`` (N x 2, normalised) lie inside ``polygon`` (even-odd ray casting,
+    vectorised over points and edges)."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    poly = np.asarray(polygon, dtype=np.float64)
+    xi, yi = poly[:, 0][None, :], poly[:, 1][None, :]
+    xj, yj = np.roll(poly[:, 0], -1)[None, :], np.roll(poly[:, 1], -1)[None, :]
+    px, py = points[:, 0][:, None], points[:, 1][:, None]
+    straddles = (yi > py) != (yj > py)
+    dy = np.where(straddles, yj - yi, 1.0)
+    x_cross = (xj - xi) * (py - yi) / dy + xi
+    hits = straddles & (px < x_cross)
+    inside: Bools = (np.count_nonzero(hits, axis=1) % 2) == 1
+    return inside
+
+
+def foot_points(detections: Sequence[Detection], width: int, height: int) -> Floats:
+    """Bottom-centre of each box (where a person stands, where a vehicle touches the ground),
+    normalised to 0..1 of the frame."""
+    if not detections:
+        return np.zeros((0, 2), dtype=np.float64)
+    boxes = np.array([(d.x1, d.x2, d.y2) for d in detections], dtype=np.float64)
+    return np.stack([(boxes[:, 0] + boxes[:, 1]) / 2.0 / width, boxes[:, 2] / height], axis=1)
+
+
+def active_at(zone: Zone, local: datetime) -> bool:
+    """Whether ``zone`` is active at the local time ``local`` (always, when it has no windows)."""
+    if not zone.active:
+        return True
+    now, today = local.time(), local.isoweekday()
+    yesterday = 7 if today == 1 else today - 1
+    for window in zone.active:
+        if window.start < window.end:
+            if today in window.days and window.start <= now < window.end:
+                return True
+        elif (today in window.days and now >= window.start) or (yesterday in window.days and now < window.end):
+            return True
+    return False
