@@ -12,8 +12,9 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.live import LiveFeed
@@ -26,7 +27,7 @@ from xueliang.gateway.stores.base import Stores
 
 log = logging.getLogger(__name__)
 
-Service = Callable[[], Awaitable[None]]
+Service = Callable[[], Coroutine[Any, Any, None]]
 METRICS_PERIOD_S = 5.0
 
 

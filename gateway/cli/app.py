@@ -41,7 +41,7 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         from xueliang.gateway.errors import ConfigProblem
 
         raise ConfigError(str(config), [ConfigProblem("(file)", "no such file", "check the path")])
-    return load_settings(config, **overrides)
+    return load_settings(config, environ=None, **overrides)
 
 
 @app.command()
