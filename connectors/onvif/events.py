@@ -192,8 +192,8 @@ class PullPointSubscription:
     async def _pull(self) -> None:
         loop = asyncio.get_running_loop()
         if loop.time() >= self._renew_at:
-            await self._renew()
-        assert self._address is not None
+            await self.renew()
+        assert self._address is not None  # set by _subscribe before ACTIVE
         wait_s = max(1, min(self._settings.pull_timeout_s, int(self._renew_at - loop.time())))
         self._set(PullPointState.PULLING)
         started = loop.time()
@@ -229,8 +229,10 @@ class PullPointSubscription:
             # events up to Timeout; pause so such a camera does not get a request storm.
             await asyncio.sleep(self._settings.empty_pull_pause_s)
 
-    async def _renew(self) -> None:
-        assert self._address is not None
+    async def renew(self) -> None:
+        """Extend the subscription now (done by itself before it expires); subscribes anew when refused."""
+        if self._address is None:
+            raise RuntimeError(f"camera {self.camera}: the PullPoint subscription was not started")
         self._set(PullPointState.RENEWING)
         try:
             try:

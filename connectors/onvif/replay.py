@@ -6,7 +6,9 @@ element of the request Body, looked up in the folder of the service its namespac
 ``Response.xml`` with HTTP 200, else ``Error.xml`` with HTTP 500, else an ``ActionNotSupported``
 fault. It checks no credentials (the captures are fixed) and records every request it gets.
 With ``live_clock`` it answers ``GetSystemDateAndTime`` with the current time instead of the
-capture's (2018), like a camera whose NTP works.
+capture's (2018), like a camera whose NTP works; with ``refuse_unsigned`` it answers a
+``ter:NotAuthorized`` fault to any request without a WS-UsernameToken, like cameras that
+authenticate every request (even the clock query ONVIF leaves open).
 
 Addresses inside the captures point at the cameras' original private IPs. With
 ``rewrite_addresses`` (the default) HTTP addresses are rewritten to the address and port the
@@ -50,6 +52,16 @@ _NOT_SUPPORTED = (
 )
 
 
+NOT_AUTHORIZED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error">'
+    b"<env:Body><env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode>"
+    b"<env:Value>ter:NotAuthorized</env:Value></env:Subcode></env:Code>"
+    b'<env:Reason><env:Text xml:lang="en">Sender not Authorized</env:Text></env:Reason>'
+    b"</env:Fault></env:Body></env:Envelope>"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
     local_host: str  # the address the request came in on
@@ -70,6 +82,7 @@ class CaptureReplayServer:
         port: int = 0,
         rewrite_addresses: bool = True,
         live_clock: bool = False,
+        refuse_unsigned: bool = False,
         record_limit: int = 10_000,
     ) -> None:
         if not camera_dir.is_dir():
@@ -79,6 +92,7 @@ class CaptureReplayServer:
         self.port = port
         self.rewrite_addresses = rewrite_addresses
         self.live_clock = live_clock
+        self.refuse_unsigned = refuse_unsigned
         self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=record_limit)
         self.overrides: dict[tuple[str, str], tuple[int, bytes]] = {}
         self._captures = self._load(camera_dir)
@@ -136,6 +150,8 @@ class CaptureReplayServer:
         local_host = sockname[0] if sockname else self.hosts[0]
         service, method = self._identify(body)
         self.requests.append(RecordedRequest(local_host, request.path, service, method, body))
+        if self.refuse_unsigned and b"UsernameToken" not in body:
+            return web.Response(status=400, body=NOT_AUTHORIZED, content_type="application/soap+xml")
         status, content = self.overrides.get((service, method)) or self._captures.get((service, method), (0, b""))
         if self.live_clock and (service, method) == ("core", "GetSystemDateAndTime"):
             return web.Response(body=system_date_time_response(datetime.now(UTC)), content_type="application/soap+xml")
