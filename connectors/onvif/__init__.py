@@ -3,11 +3,12 @@
 Public API (everything else is internal)::
 
     from xueliang.connectors.onvif import OnvifClient, OnvifSettings, create_session, warm_up
-    from xueliang.connectors.onvif import discover, DiscoveredDevice
+    from xueliang.connectors.onvif import discover_unicast, discover_multicast, DiscoveredDevice
     from xueliang.connectors.onvif.errors import OnvifError, Unreachable, AuthFailed, ...
 """
 
 from xueliang.connectors.onvif.client import OnvifClient
+from xueliang.connectors.onvif.discovery import DiscoveredDevice, DiscoveryReport, discover_multicast, discover_unicast
 from xueliang.connectors.onvif.errors import (
     AuthFailed,
     ClockSkew,
@@ -31,6 +32,8 @@ __all__ = [
     "ClockSkew",
     "DeviceFault",
     "DeviceIdentity",
+    "DiscoveredDevice",
+    "DiscoveryReport",
     "DiscoverySettings",
     "MalformedResponse",
     "MediaProfile",
@@ -46,5 +49,7 @@ __all__ = [
     "Unreachable",
     "Unsupported",
     "create_session",
+    "discover_multicast",
+    "discover_unicast",
     "warm_up",
 ]
