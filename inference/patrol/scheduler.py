@@ -91,6 +91,7 @@ class _Entry:
     next_due: float
     version: int = 0
     pending_due: float | None = None  # refused visit, due since
+    last_due: float | None = None  # due time of the last visit queued
 
 
 class PatrolScheduler:
@@ -112,6 +113,7 @@ class PatrolScheduler:
         self._windows: frozenset[int] | None = None
         self._last_refresh: float | None = None
         self._state = SchedulerState.CREATED
+        self._queue_full = False  # the last put was refused (logged once per episode)
         self._stop = asyncio.Event()
         self._stats = SchedulerStats(SchedulerState.CREATED)
 
@@ -182,14 +184,21 @@ class PatrolScheduler:
         return active
 
     def _set_interval(self, entry: _Entry, interval: float, now: float) -> None:
-        if interval == entry.interval_s:
+        old = entry.interval_s
+        if interval == old:
             return
         entry.interval_s = interval
-        # shorter: come earlier, on the new grid (spread, no herd when a window opens);
-        # longer: the visit already planned stands, the new grid applies after it
-        sooner = next_slot(entry.phase, interval, now, inclusive=True)
-        if sooner < entry.next_due:
-            entry.next_due = sooner
+        if entry.pending_due is not None:
+            return  # the pending visit goes out first; the new grid applies after it
+        if interval < old:
+            # shorter: come earlier, on the new grid (spread: no herd when a window opens)
+            sooner = next_slot(entry.phase, interval, now, inclusive=True)
+            if sooner < entry.next_due:
+                entry.next_due = sooner
+                self._push(entry)
+        elif entry.last_due is not None:
+            # longer: back on the new grid, but not sooner than the old interval after the last visit
+            entry.next_due = next_slot(entry.phase, interval, max(now, entry.last_due + old), inclusive=True)
             self._push(entry)
 
     def _push(self, entry: _Entry) -> None:
@@ -236,20 +245,26 @@ class PatrolScheduler:
             if await self._queue.put(camera_id, job.model_dump(mode="json")):
                 queued += 1
                 self._stats.enqueued += 1
-                self._advance(entry, now)
+                self._advance(entry, due_at, now)
                 continue
             counters = _snapshot(await self._queue.stats())
             if counters.coalesced > baseline.coalesced:
                 self._stats.coalesced += 1
-                self._advance(entry, now)
+                self._advance(entry, due_at, now)
                 baseline = counters
                 continue
             # refused: the queue is full; this visit and the rest of the round wait for the next tick
             self._stats.refused += 1
             for pending_at, _p, pending_id in due[index:]:
                 self._defer(self._entries[pending_id], pending_at, now)
-            log.warning("patrol: job queue full, %d visit(s) wait for the next tick", len(due) - index)
+            if not self._queue_full:
+                log.warning("patrol: job queue full, %d visit(s) wait for the next tick", len(due) - index)
+            self._queue_full = True
             break
+        else:
+            if self._queue_full and due:
+                log.info("patrol: job queue takes jobs again (%d queued this tick)", queued)
+                self._queue_full = False
         self._stats.ticks += 1
         self._stats.last_tick_s = self._clock() - started
         return queued
@@ -261,8 +276,9 @@ class PatrolScheduler:
             entry.next_due = next_slot(entry.phase, entry.interval_s, now)
             self._push(entry)
 
-    def _advance(self, entry: _Entry, now: float) -> None:
+    def _advance(self, entry: _Entry, due_at: float, now: float) -> None:
         entry.pending_due = None
+        entry.last_due = due_at
         entry.next_due = next_slot(entry.phase, entry.interval_s, now)
         self._push(entry)
 
