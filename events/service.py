@@ -79,6 +79,7 @@ class CaseService:
         store: EventStore | None = None,
         client: httpx.AsyncClient | None = None,
         on_case: Callable[[Case], Awaitable[None]] | None = None,
+        on_delivery: Callable[[DeliveryResult], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -91,6 +92,7 @@ class CaseService:
         self.forwarder = Forwarder(settings.forwarder, outbox, on_result=self._delivered, client=client)
         self._client = client
         self._on_case = on_case
+        self._on_delivery = on_delivery
         self._cameras: dict[str, CameraContext] = {}
         self._stopping = asyncio.Event()
         self.cases_created = 0
@@ -258,6 +260,8 @@ class CaseService:
                 status=CaseStatus.DEAD, at=datetime.now(UTC), note=result.error[:500], source="forwarder"
             )
             await self.store.apply_status(result.key, entry)
+        if self._on_delivery is not None:
+            await self._on_delivery(result)
 
     # -- operators -------------------------------------------------------------------------------
     async def _incident(self, incident_id: str) -> Incident:
