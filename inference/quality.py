@@ -18,8 +18,8 @@ whose ``value`` is the measurement and ``threshold`` what it was compared with:
 
 A camera's ``QualityState`` keeps the previous visit's thumbnail and a REFERENCE taken from a
 good visit (no fault), renewed after ``reference_refresh_s`` by a good visit that still matches
-it; about 25 KB per camera. A black picture reports only ``black``; an occluded one skips blur,
-colour and scene (the cover explains them). Black and occluded frames are not worth detecting on
+it; about 25 KB per camera. A black picture reports only ``black``; an occluded one skips frozen,
+blur, colour and scene (the cover explains them). Black and occluded frames are not worth detecting on
 (``QualityReport.blocks_detection``). CPU work: call ``check`` from an executor.
 """
 
@@ -123,10 +123,10 @@ class QualityChecker:
         if mean < s.black_max_mean and std < s.black_max_std:
             faults.append(QualityFault(BLACK, round(mean, 3), s.black_max_mean, {"std": round(std, 3)}))
         else:
-            faults += self._frozen(thumb, state, metrics)
             occluded = self._occluded(grey, std, metrics)
             faults += occluded
             if not occluded:
+                faults += self._frozen(thumb, state, metrics)
                 faults += self._blur(big, metrics)
                 faults += self._colour(small, state, metrics)
                 faults += self._scene(grey, state, metrics)

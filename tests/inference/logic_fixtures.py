@@ -45,6 +45,16 @@ GRASS = ((0.0, 0.62), (0.35, 0.62), (0.35, 1.0), (0.0, 1.0))
 PARKING = ((0.80, 0.05), (1.00, 0.05), (1.00, 0.22), (0.80, 0.22))
 
 
+class FakeClock:
+    """An injectable clock (epoch seconds) the test moves by hand."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 @functools.cache
 def _clip() -> dict[int, Image]:
     wanted = set(STILLS) | set(SEQUENCE)

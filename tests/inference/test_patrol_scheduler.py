@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.inference.logic_fixtures import TZ
+from tests.inference.logic_fixtures import TZ, FakeClock
 from xueliang.gateway.stores.sqlite.jobs import LocalJobQueue
 from xueliang.inference.patrol.models import Credentials, PatrolJob, PatrolTarget
 from xueliang.inference.patrol.policy import next_slot, phase_of
@@ -19,14 +19,6 @@ from xueliang.inference.patrol.settings import SchedulerSettings
 
 INTERVALS = SchedulerSettings().priority_intervals_s  # 1: 60 s, 2: 180, 3: 300, 4: 600, 5: 900
 MONDAY_1000 = datetime(2024, 5, 6, 10, 0, tzinfo=TZ).timestamp()
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Targets:

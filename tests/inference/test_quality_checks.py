@@ -115,10 +115,12 @@ def test_the_same_frame_recompressed_is_still_frozen() -> None:
     assert 0.0 < report.faults[0].value < report.faults[0].threshold
 
 
-def test_a_black_picture_is_only_black_even_when_repeated() -> None:
+def test_a_black_or_covered_picture_is_not_also_frozen_when_repeated() -> None:
     state = learned()
     visit(state, black(clip_image(100)))
     assert visit(state, black(clip_image(100))).rules == {BLACK}
+    visit(state, covered(clip_image(100)))
+    assert visit(state, covered(clip_image(100))).rules == {OCCLUDED}
 
 
 def test_small_camera_shake_is_not_a_scene_change() -> None:

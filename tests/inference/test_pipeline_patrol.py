@@ -1,0 +1,337 @@
+"""The patrol pipeline end to end: the gateway's in-process job queue, real snapshot sources
+against a real HTTP server on loopback serving real frames, the real detector (yolox_nano)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+
+from tests.inference.logic_fixtures import (
+    GRASS,
+    T0,
+    VTEST,
+    WALKWAY,
+    FakeClock,
+    black,
+    clip_image,
+    covered,
+    detector_settings,
+    jpeg,
+    zone,
+)
+from xueliang.gateway.stores.sqlite.jobs import LocalJobQueue
+from xueliang.inference.anomaly import Anomaly
+from xueliang.inference.detector import Detector
+from xueliang.inference.patrol.models import Credentials, PatrolJob, PatrolTarget
+from xueliang.inference.patrol.scheduler import PatrolScheduler
+from xueliang.inference.patrol.settings import PipelineSettings
+from xueliang.inference.patrol.stats import PipelineState
+from xueliang.inference.pipeline import PatrolPipeline, SinkError
+from xueliang.inference.settings import SourceSettings
+from xueliang.inference.sources import FileSource, SnapshotClient
+from xueliang.inference.sources.base import FrameSource
+from xueliang.inference.zones import Zone, ZoneKind
+
+
+@functools.cache
+def picture(name: str) -> bytes:
+    """What the test camera serves: frame 100 of vtest.avi as it is, black, or covered."""
+    craft = {"walk": lambda image: image, "black": black, "covered": covered}[name]
+    return jpeg(craft(clip_image(100)))
+
+
+class Camera:
+    """A real HTTP server standing in for the cameras' snapshot URIs."""
+
+    def __init__(self) -> None:
+        self.hits: dict[str, int] = {}
+        self.release = asyncio.Event()
+        self.port = 0
+
+    async def snap(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        self.hits[name] = self.hits.get(name, 0) + 1
+        if name == "auth":
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="cam"'})
+        if name == "hang":
+            await self.release.wait()
+        return web.Response(body=picture("walk" if name == "hang" else name), content_type="image/jpeg")
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/snap/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def camera() -> AsyncIterator[Camera]:
+    cam = Camera()
+    app = web.Application()
+    app.router.add_get("/snap/{name}", cam.snap)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    cam.port = runner.addresses[0][1]
+    yield cam
+    cam.release.set()
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def snapshots() -> AsyncIterator[SnapshotClient]:
+    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0, snapshot_connect_timeout_s=1.0)) as client:
+        yield client
+
+
+@pytest.fixture
+async def detector() -> AsyncIterator[Detector]:
+    async with Detector(detector_settings()) as det:
+        yield det
+
+
+class Sink:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.anomalies: list[Anomaly] = []
+        self.fail_first = fail_first
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, anomaly: Anomaly) -> None:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise SinkError("bus unavailable (test)")
+        self.anomalies.append(anomaly)
+        self.arrived.set()
+
+
+def factory(client: SnapshotClient) -> Callable[[PatrolJob], FrameSource]:
+    def make(job: PatrolJob) -> FrameSource:
+        creds = job.credentials
+        return client.source(
+            job.camera_id,
+            job.snapshot_url,
+            username=creds.username or None,
+            password=creds.password.get_secret_value(),
+            auth="basic",
+        )
+
+    return make
+
+
+def job(camera_id: str, url: str, zones: tuple[Zone, ...] = (), **kw: Any) -> PatrolJob:
+    return PatrolJob(
+        camera_id=camera_id,
+        due_at=1_700_000_000.0,
+        queued_at=1_700_000_000.0,
+        interval_s=60.0,
+        priority=1,
+        snapshot_url=url,
+        zones=zones,
+        **kw,
+    )
+
+
+async def wait_for(predicate: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_queued_job_becomes_an_anomaly_with_evidence(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    sink = Sink()
+    pipeline = PatrolPipeline(
+        queue, factory(snapshots), detector, sink, PipelineSettings(workers=2, take_timeout_s=0.05)
+    )
+    walkway = zone(ZoneKind.INTRUSION, WALKWAY)
+    assert await queue.put("walk-1", job("walk-1", camera.url("walk"), (walkway,)).model_dump(mode="json"))
+    task = asyncio.create_task(pipeline.run())
+    await wait_for(lambda: pipeline.stats().frames == 1)
+    pipeline.stop()
+    await task
+    assert pipeline.state is PipelineState.STOPPED
+    [anomaly] = sink.anomalies
+    assert anomaly.camera_id == "walk-1" and anomaly.rule == "intrusion" and anomaly.zone == walkway.id
+    assert anomaly.value == 5.0 and anomaly.threshold == 1.0
+    assert anomaly.evidence is not None and anomaly.evidence.jpeg == picture("walk")  # the camera's own JPEG
+    assert (anomaly.evidence.width, anomaly.evidence.height) == (768, 576)
+    assert len(anomaly.evidence.boxes) == 5
+    decoded = cv2.imdecode(np.frombuffer(anomaly.evidence.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (576, 768, 3)
+    queued = await queue.stats()
+    assert queued.depth == 0 and queued.in_flight == 0  # taken and acknowledged
+    stats = pipeline.stats()
+    assert stats.jobs == 1 and stats.anomalies == 1 and stats.failures == {}
+    assert stats.latency_p50_ms > 0 and stats.wait_p50_s > 0
+
+
+async def test_a_black_picture_is_reported_and_not_detected_on(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    sink = Sink()
+    pipeline = PatrolPipeline(LocalJobQueue(1, 60), factory(snapshots), detector, sink)
+    before = detector.stats()
+    anomalies = await pipeline.process(job("dark-1", camera.url("black"), (zone(ZoneKind.INTRUSION, WALKWAY),)))
+    assert [a.rule for a in anomalies] == ["quality.black"]
+    assert sink.anomalies == anomalies
+    assert pipeline.stats().skipped_detection == 1
+    assert detector.stats() == before  # the detector never saw it
+    covered_anomalies = await pipeline.process(job("bag-1", camera.url("covered"), (zone(ZoneKind.CROWD, GRASS),)))
+    assert [a.rule for a in covered_anomalies] == ["quality.occluded"]
+
+
+async def test_rules_quiet_on_a_normal_frame(camera: Camera, snapshots: SnapshotClient, detector: Detector) -> None:
+    pipeline = PatrolPipeline(LocalJobQueue(1, 60), factory(snapshots), detector, Sink())
+    zones = (zone(ZoneKind.INTRUSION, GRASS), zone(ZoneKind.CROWD, WALKWAY, min_count=8, id="crowd"))
+    assert await pipeline.process(job("walk-2", camera.url("walk"), zones)) == []
+    assert pipeline.stats().frames == 1
+
+
+async def test_an_unreachable_camera_is_reported_after_three_failed_visits(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    sink = Sink()
+    pipeline = PatrolPipeline(LocalJobQueue(1, 60), factory(snapshots), detector, sink)
+    gone = job("gone-1", f"http://127.0.0.1:{free_port()}/snap")
+    assert await pipeline.process(gone) == []
+    assert await pipeline.process(gone) == []
+    [third] = await pipeline.process(gone)
+    assert third.rule == "camera.unreachable" and third.source == "camera"
+    assert third.value == 3.0 and third.threshold == 3.0
+    assert third.detail["error"] == "source_unavailable" and "gone-1" in str(third.detail["message"])
+    assert [a.rule for a in await pipeline.process(gone)] == ["camera.unreachable"]  # while it lasts
+    assert pipeline.stats().failures == {"source_unavailable": 4}
+    # the camera comes back: the run of failures is over
+    back = job("gone-1", camera.url("walk"))
+    assert await pipeline.process(back) == []
+    state = pipeline.camera_state("gone-1")
+    assert state is not None and state.failures == 0
+
+
+async def test_refused_credentials_are_named(camera: Camera, snapshots: SnapshotClient, detector: Detector) -> None:
+    pipeline = PatrolPipeline(
+        LocalJobQueue(1, 60), factory(snapshots), detector, Sink(), PipelineSettings(unreachable_after=2)
+    )
+    locked = job("locked-1", camera.url("auth"), credentials=Credentials(username="admin", password="wrong"))
+    assert await pipeline.process(locked) == []
+    [anomaly] = await pipeline.process(locked)
+    assert anomaly.rule == "camera.auth_failed" and anomaly.value == 2.0
+    assert "wrong" not in anomaly.model_dump_json()  # the password never leaves in an anomaly
+
+
+async def test_a_sink_that_refuses_gets_the_job_again(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    queue = LocalJobQueue(capacity=10, visibility_s=0.3)
+    sink = Sink(fail_first=1)
+    pipeline = PatrolPipeline(
+        queue, factory(snapshots), detector, sink, PipelineSettings(workers=1, take_timeout_s=0.05)
+    )
+    await queue.put("bag-2", job("bag-2", camera.url("covered")).model_dump(mode="json"))
+    task = asyncio.create_task(pipeline.run())
+    await wait_for(lambda: len(sink.anomalies) == 1 and pipeline.stats().busy == 0)
+    pipeline.stop()
+    await task
+    assert [a.rule for a in sink.anomalies] == ["quality.occluded"]
+    assert camera.hits["covered"] == 2  # visited again after the visibility timeout
+    assert pipeline.stats().failures == {"sink": 1}
+    assert (await queue.stats()).in_flight == 0
+
+
+async def test_a_bad_job_is_dropped_and_the_worker_goes_on(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    sink = Sink()
+    pipeline = PatrolPipeline(
+        queue, factory(snapshots), detector, sink, PipelineSettings(workers=1, take_timeout_s=0.05)
+    )
+    await queue.put("junk", {"camera_id": "junk", "due_at": "yesterday"})
+    await queue.put("bag-3", job("bag-3", camera.url("covered")).model_dump(mode="json"))
+    task = asyncio.create_task(pipeline.run())
+    await wait_for(lambda: pipeline.stats().jobs == 2 and pipeline.stats().busy == 0)
+    pipeline.stop()
+    await task
+    assert pipeline.stats().failures == {"bad_job": 1}
+    assert [a.rule for a in sink.anomalies] == ["quality.occluded"]
+    assert (await queue.stats()).in_flight == 0
+
+
+async def test_cancelling_mid_visit_reraises_and_leaves_the_job_unacknowledged(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    pipeline = PatrolPipeline(
+        queue, factory(snapshots), detector, Sink(), PipelineSettings(workers=2, take_timeout_s=0.05)
+    )
+    await queue.put("slow-1", job("slow-1", camera.url("hang")).model_dump(mode="json"))
+    task = asyncio.create_task(pipeline.run())
+    await wait_for(lambda: camera.hits.get("hang", 0) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pipeline.state is PipelineState.STOPPED
+    assert (await queue.stats()).in_flight == 1  # handed out again after its visibility timeout
+
+
+async def test_camera_state_is_bounded(camera: Camera, snapshots: SnapshotClient, detector: Detector) -> None:
+    pipeline = PatrolPipeline(
+        LocalJobQueue(1, 60), factory(snapshots), detector, Sink(), PipelineSettings(max_cameras=2)
+    )
+    for name in ("a", "b", "c"):
+        await pipeline.process(job(name, camera.url("walk")))
+    stats = pipeline.stats()
+    assert stats.cameras == 2 and stats.evicted == 1
+    assert pipeline.camera_state("a") is None and pipeline.camera_state("c") is not None
+
+
+async def test_from_the_scheduler_to_anomalies_with_file_sources(detector: Detector) -> None:
+    """Scheduler -> the gateway's job queue -> workers reading vtest.avi -> detector -> rules -> sink."""
+    walkway = zone(ZoneKind.INTRUSION, WALKWAY)
+    targets = [
+        PatrolTarget(camera_id=f"file-{i}", priority=1, stream_url=str(VTEST), zones=(walkway,)) for i in range(3)
+    ]
+    targets.append(PatrolTarget(camera_id="missing", priority=1, stream_url="/nonexistent/clip.avi"))
+
+    async def camera_list() -> list[PatrolTarget]:
+        return targets
+
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    clock = FakeClock(T0)
+    scheduler = PatrolScheduler(queue, camera_list, clock=clock)
+    for _ in range(61):  # one minute: every camera comes due once
+        await scheduler.tick()
+        clock.t += 1
+    assert scheduler.stats().enqueued == 4
+
+    def files(job: PatrolJob) -> FrameSource:
+        return FileSource(job.camera_id, Path(job.stream_url))
+
+    sink = Sink()
+    pipeline = PatrolPipeline(queue, files, detector, sink, PipelineSettings(workers=3, take_timeout_s=0.05))
+    task = asyncio.create_task(pipeline.run())
+    await wait_for(lambda: pipeline.stats().jobs == 4 and pipeline.stats().busy == 0)
+    pipeline.stop()
+    await task
+    assert sorted(a.camera_id for a in sink.anomalies) == ["file-0", "file-1", "file-2"]
+    for anomaly in sink.anomalies:
+        assert anomaly.rule == "intrusion" and anomaly.value == 3.0  # three people on frame 0
+        assert anomaly.evidence is not None and len(anomaly.evidence.boxes) == 3
+        assert cv2.imdecode(np.frombuffer(anomaly.evidence.jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (576, 768, 3)
+    assert pipeline.stats().failures == {"source_unavailable": 1}  # the missing file, not reported yet
+    assert (await queue.stats()).in_flight == 0
