@@ -7,7 +7,11 @@ JSON line: client CPU ms per probe (process time / probes), wall-clock probes pe
 calls per probe.
 
     .venv/bin/python benchmarks/onvif_probe.py [--cameras 2000] [--concurrency 64] [--profile]
+    .venv/bin/python benchmarks/onvif_probe.py --simulator --cameras 5000   # the camera simulator instead
     .venv/bin/python benchmarks/onvif_probe.py --compare-zeep   # zeep vs lxml parsing of one probe's answers
+
+With ``--simulator`` the cameras are the simulator's (digest auth checked, Media2, 2 profiles,
+every 10th with PTZ), one address each, run in the child process like the replay.
 """
 
 from __future__ import annotations
@@ -31,23 +35,41 @@ CAPTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "onvif-captur
 def _serve(camera_dir: str, hosts: tuple[str, ...], ready: Any, stop: Any) -> None:
     async def main() -> None:
         async with CaptureReplayServer(Path(camera_dir), hosts=hosts, live_clock=True) as server:
-            ready.put(server.port)
+            ready.put((server.port, hosts, "admin", "pw"))
             await asyncio.get_running_loop().run_in_executor(None, stop.wait)
 
     asyncio.run(main())
 
 
-async def _probe_all(port: int, hosts: tuple[str, ...], cameras: int, concurrency: int) -> dict[str, Any]:
+def _simulate(count: int, ready: Any, stop: Any) -> None:
+    from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
+
+    async def main() -> None:
+        config = SimulatorConfig(count=count, video=CAPTURES.parent / "data" / "vtest.avi", rtsp_count=0)
+        async with CameraSimulator(config) as simulator:
+            hosts = tuple(camera.address for camera in simulator.cameras)
+            ready.put((simulator.http_port, hosts, config.username, config.password))
+            await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+
+    asyncio.run(main())
+
+
+async def _probe_all(
+    port: int, hosts: tuple[str, ...], credentials: tuple[str, str], cameras: int, concurrency: int
+) -> dict[str, Any]:
     settings = OnvifSettings(timeout_s=30)
     await warm_up()
     limit = asyncio.Semaphore(concurrency)
     failures: list[str] = []
+    calls = [0]
     async with create_session(settings) as session:
 
         async def one(index: int) -> None:
-            async with limit, OnvifClient(hosts[index % len(hosts)], port, "admin", "pw", session=session) as client:
+            host = hosts[index % len(hosts)]
+            async with limit, OnvifClient(host, port, *credentials, session=session) as client:
                 result = await client.probe()
-                if len(result.profiles) != 3:
+                calls[0] += 4 + 2 * len(result.profiles) + (1 if result.ptz else 0) + result.used_capabilities_fallback
+                if len(result.profiles) < 2:
                     failures.append(f"camera {index}: {len(result.profiles)} profiles")
 
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -55,21 +77,25 @@ async def _probe_all(port: int, hosts: tuple[str, ...], cameras: int, concurrenc
             for index in range(cameras):
                 group.create_task(one(index))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return {"cpu_s": cpu, "wall_s": wall, "failures": failures}
+    return {"cpu_s": cpu, "wall_s": wall, "failures": failures, "calls": calls[0]}
 
 
 def run_probe_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    hosts = tuple(f"127.77.{i // 250}.{i % 250 + 1}" for i in range(args.hosts))
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Queue(), context.Event()
-    server = context.Process(target=_serve, args=(str(CAPTURES / "hikvision"), hosts, ready, stop), daemon=True)
+    if args.simulator:
+        server = context.Process(target=_simulate, args=(args.cameras, ready, stop), daemon=True)
+    else:
+        replay_hosts = tuple(f"127.77.{i // 250}.{i % 250 + 1}" for i in range(args.hosts))
+        target = str(CAPTURES / "hikvision")
+        server = context.Process(target=_serve, args=(target, replay_hosts, ready, stop), daemon=True)
     server.start()
     try:
-        port = ready.get(timeout=30)
+        port, hosts, username, password = ready.get(timeout=120)
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
-        outcome = asyncio.run(_probe_all(port, hosts, args.cameras, args.concurrency))
+        outcome = asyncio.run(_probe_all(port, hosts, (username, password), args.cameras, args.concurrency))
         if profiler:
             profiler.disable()
             stats = pstats.Stats(profiler).sort_stats("tottime")
@@ -77,14 +103,14 @@ def run_probe_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop.set()
         server.join(timeout=10)
-    calls_per_probe = 11  # GetSystemDateAndTime, GetDeviceInformation, GetServices, GetProfiles, 3x2 URIs, GetPresets
+    calls_per_probe = outcome["calls"] / args.cameras
     return {
         "benchmark": "onvif_probe",
-        "capture": "hikvision",
+        "target": "simulator" if args.simulator else "replay:hikvision",
         "cameras": args.cameras,
         "concurrency": args.concurrency,
-        "hosts": args.hosts,
-        "soap_calls_per_probe": calls_per_probe,
+        "hosts": len(hosts),
+        "soap_calls_per_probe": round(calls_per_probe, 2),
         "client_cpu_ms_per_probe": round(outcome["cpu_s"] / args.cameras * 1000, 3),
         "client_cpu_ms_per_call": round(outcome["cpu_s"] / args.cameras / calls_per_probe * 1000, 3),
         "probes_per_s": round(args.cameras / outcome["wall_s"], 1),
@@ -151,6 +177,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="probes in flight at once")
     parser.add_argument("--hosts", type=int, default=500, help="distinct loopback addresses the replay listens on")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions (slows the run)")
+    parser.add_argument("--simulator", action="store_true", help="probe the camera simulator, not the replay")
     parser.add_argument("--compare-zeep", action="store_true", help="only compare zeep and lxml parsing")
     args = parser.parse_args()
     result = compare_zeep(200) if args.compare_zeep else run_probe_benchmark(args)

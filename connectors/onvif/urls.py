@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from onvif.util import normalize_url
+from onvif.util import normalize_url, obscure_user_pass_url
 
 from xueliang.connectors.onvif.soap import format_camera
 
@@ -68,7 +68,7 @@ class AddressFixer:
                 "camera %s: advertises addresses on %s (e.g. %s); using %s instead (NAT or changed IP)",
                 self.camera,
                 parts.hostname,
-                url,
+                obscure_user_pass_url(url),  # some cameras put credentials in snapshot URIs
                 self.host,
             )
         return True

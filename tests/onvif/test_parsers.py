@@ -186,3 +186,18 @@ async def test_broken_media2_falls_back_to_media1(
         result = await client.probe()
     assert result.media_version == 1
     assert [p.token for p in result.profiles] == ["Profile_1", "Profile_2", "Profile_3"]
+
+
+def test_address_fixer_keeps_credentials_but_never_logs_them(caplog: pytest.LogCaptureFixture) -> None:
+    from xueliang.connectors.onvif.urls import AddressFixer
+
+    fixer = AddressFixer("cam-7.example", 8080, enabled=True)
+    with caplog.at_level("INFO", logger="xueliang.connectors.onvif.urls"):
+        snapshot = fixer.service("http://admin:Secret1@192.168.1.64/snap.jpg?x=1")
+        stream = fixer.stream("rtsp://admin:Secret1@192.168.1.64:10554/h264")
+    assert snapshot == "http://admin:Secret1@cam-7.example:8080/snap.jpg?x=1"
+    assert stream == "rtsp://admin:Secret1@cam-7.example:10554/h264"
+    assert fixer.service("http://192.168.1.64:8080:8080/onvif/Media") == "http://cam-7.example:8080/onvif/Media"
+    assert fixer.service("http://cam-7.example:8999/onvif/Events") == "http://cam-7.example:8999/onvif/Events"
+    assert len(caplog.records) == 1 and "Secret1" not in caplog.text and "cam-7.example:8080" in caplog.text
+    assert AddressFixer("h", 80, enabled=False).service("http://10.0.0.1/x") == "http://10.0.0.1/x"
