@@ -19,9 +19,25 @@ Every error names the camera (``host:port``), what was being done (the ONVIF ope
 the technician should do about it. ``str(err)`` is English; :attr:`OnvifError.message_zh` is the
 same advice in Chinese for operator-facing screens (Chinese first, English second).
 
-Which third-party exceptions map to which class is decided in one place,
-:mod:`xueliang.connectors.onvif.soap` (``TRANSPORT_ERRORS``, ``TIMEOUT_ERRORS``, fault
-classification), and the WS-Discovery code in :mod:`xueliang.connectors.onvif.discovery`.
+Where they come from (mapped in :mod:`xueliang.connectors.onvif.soap`, one place)::
+
+    aiohttp.ClientConnectorError (refused, no route, ClientConnectorDNSError)   -> Unreachable
+    aiohttp.ServerDisconnectedError (after one retry), ClientOSError,
+        ClientPayloadError                                                     -> Unreachable
+    TimeoutError (asyncio.TimeoutError, aiohttp.ServerTimeoutError)            -> Timeout
+    HTTP 401/403; SOAP fault NotAuthorized, FailedAuthentication, ...,
+        or a reason saying "not authorized"                                    -> AuthFailed / ClockSkew
+    aiohttp.ClientResponseError (the peer does not speak HTTP), an HTML page,
+        XML that is no SOAP Envelope                                           -> NotOnvif
+    SOAP fault ActionNotSupported / NoSuchService, a service absent from the
+        camera's service list                                                  -> Unsupported
+    any other SOAP fault                                                       -> DeviceFault
+    lxml.etree.XMLSyntaxError on a SOAP-looking answer, a DTD, a missing
+        element (parsers.ParseError), aiohttp.InvalidURL from a camera address -> MalformedResponse
+
+zeep's ``Fault``/``TransportError`` and onvif-zeep-async's ``ONVIFError`` never reach callers:
+zeep only builds requests here, and the answers are read by this connector's own parsers.
+WS-Discovery raises ``ValueError`` (bad targets) and ``OSError`` (socket) and counts bad replies.
 """
 
 from __future__ import annotations
