@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from xueliang.events.aggregation import Aggregator, TransitionKind
+from xueliang.events.aggregation import Aggregator, TransitionKind, check_action
 from xueliang.events.codes import CaseCodes
 from xueliang.events.errors import EventsError, EvidenceError, IncidentNotFound
 from xueliang.events.evidence import EvidenceStore, PruneReport
@@ -282,8 +282,6 @@ class CaseService:
         self, incident_id: str, user: str, *, grade: Grade | None = None, camera: CameraContext | None = None
     ) -> Case:
         """Create a case by hand (the grade defaults to the table's, else blue)."""
-        from xueliang.events.aggregation import check_action
-
         incident = await self._incident(incident_id)
         check_action(incident, "escalate")
         context = camera or self._cameras.get(incident.camera_id) or CameraContext(id=incident.camera_id)
