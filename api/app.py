@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from xueliang.api import errors
 from xueliang.api.audit import AuditMiddleware
 from xueliang.api.routes import audit, auth, health, users
+from xueliang.api.wall import attach_wall
 from xueliang.gateway import __version__
 from xueliang.gateway.node import Node, ensure_admin, open_node
 from xueliang.gateway.settings import Settings
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, announce: Announce | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Node]]:
         async with open_node(settings) as node:
             await assemble(node, app)
+            await attach_wall(node, app)  # the live wall, until gateway/wiring.py attaches it
             created = await ensure_admin(node)
             if announce is not None:
                 result = announce(node, created)

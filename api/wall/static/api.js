@@ -1,0 +1,97 @@
+// The gateway's HTTP API as the wall uses it: login token, JSON calls, WHEP signalling.
+
+const TOKEN_KEY = "xl.wall.token";
+
+export const auth = {
+  token: sessionStorage.getItem(TOKEN_KEY) || "",
+  user: "",
+  role: "",
+  onExpired: () => {},
+  set(token) {
+    this.token = token;
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+export async function call(path, { method = "GET", body, headers = {}, raw = false } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (auth.token) init.headers.Authorization = `Bearer ${auth.token}`;
+  if (body !== undefined) {
+    if (typeof body === "string") init.body = body;
+    else {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+  }
+  const response = await fetch(path, init);
+  if (response.status === 401 && path !== "/api/auth/login") auth.onExpired();
+  if (raw) return response;
+  if (!response.ok) {
+    let detail = "";
+    try {
+      const data = await response.json();
+      detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    } catch {
+      detail = response.statusText;
+    }
+    throw new ApiError(response.status, detail);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+export async function login(username, password) {
+  const data = await call("/api/auth/login", { method: "POST", body: { username, password } });
+  auth.set(data.access_token);
+  const me = await call("/api/auth/me");
+  auth.user = me.name;
+  auth.role = me.role;
+  return me;
+}
+
+export async function whoAmI() {
+  const me = await call("/api/auth/me");
+  auth.user = me.name;
+  auth.role = me.role;
+  return me;
+}
+
+export function mayWatch() {
+  return auth.role === "operator" || auth.role === "admin";
+}
+
+// WHEP: POST the complete offer (all candidates), get the answer and the session's Location.
+export async function whepStart(cameraId, offerSdp) {
+  const response = await call(`/api/wall/whep/${encodeURIComponent(cameraId)}`, {
+    method: "POST",
+    body: offerSdp,
+    headers: { "Content-Type": "application/sdp" },
+    raw: true,
+  });
+  if (response.status !== 201) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail;
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(response.status, detail);
+  }
+  return { location: response.headers.get("Location"), answer: await response.text() };
+}
+
+export function whepStop(location) {
+  if (!location) return;
+  fetch(location, {
+    method: "DELETE",
+    headers: { Authorization: `Bearer ${auth.token}` },
+    keepalive: true,
+  }).catch(() => {});
+}

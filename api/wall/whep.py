@@ -1,0 +1,88 @@
+"""WHEP-style signalling (draft-ietf-wish-whep): POST an SDP offer, get the SDP answer back.
+
+::
+
+    POST   /api/wall/whep/{camera_id}          Content-Type: application/sdp, body: offer
+           -> 201, Location: /api/wall/whep/sessions/{id}, body: answer (application/sdp)
+    DELETE /api/wall/whep/sessions/{id}        -> 204, the session and its peer connection end
+    PATCH  /api/wall/whep/sessions/{id}        -> 405: no trickle ICE; offer with all candidates
+    GET    /api/wall/streams                   -> upstreams of this node (state, viewers, counters)
+
+Operators (and admins) only. Only the session's owner or an admin may delete it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from xueliang.api.deps import NodeDep, Operator
+from xueliang.api.wall.cameras import camera_source
+from xueliang.api.wall.deps import WallDep
+from xueliang.api.wall.models import UpstreamInfo
+from xueliang.gateway.models import Role
+
+router = APIRouter(prefix="/api/wall", tags=["wall"])
+
+SDP_TYPE = "application/sdp"
+MAX_OFFER_BYTES = 64 * 1024
+
+
+class StreamsView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upstreams: list[UpstreamInfo]
+    sessions: int
+    viewers: int
+
+
+@router.post(
+    "/whep/{camera_id}",
+    status_code=status.HTTP_201_CREATED,
+    response_class=Response,
+    summary="Start watching a camera: SDP offer in, SDP answer out (WHEP)",
+    responses={201: {"content": {SDP_TYPE: {}}, "description": "SDP answer; Location names the session"}},
+)
+async def whep_offer(camera_id: str, request: Request, principal: Operator, node: NodeDep, wall: WallDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != SDP_TYPE:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail=f"send the SDP offer as {SDP_TYPE}, not {content_type!r}"
+        )
+    body = await request.body()
+    if len(body) > MAX_OFFER_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="SDP offer larger than 64 KiB")
+    try:
+        offer = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the SDP offer is not UTF-8 text") from exc
+    camera = await node.stores.cameras.get(camera_id)
+    session, answer = await wall.sessions.open(camera_source(node, camera), offer, principal.name)
+    location = f"/api/wall/whep/sessions/{session.id}"
+    return Response(answer, status_code=status.HTTP_201_CREATED, media_type=SDP_TYPE, headers={"Location": location})
+
+
+@router.delete(
+    "/whep/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop watching (end a session)"
+)
+async def whep_delete(session_id: str, principal: Operator, wall: WallDep) -> Response:
+    session = wall.sessions.get(session_id)
+    if session.owner != principal.name and principal.role is not Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"viewer session {session_id} belongs to another user")
+    await wall.sessions.close(session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/whep/sessions/{session_id}", summary="Trickle ICE: not supported", status_code=405)
+async def whep_patch(session_id: str, _: Operator) -> Response:
+    del session_id
+    raise HTTPException(
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        detail="trickle ICE is not supported: gather every candidate before sending the offer",
+        headers={"Allow": "DELETE"},
+    )
+
+
+@router.get("/streams", summary="Upstreams relayed by this node, with their counters")
+async def streams(_: Operator, wall: WallDep) -> StreamsView:
+    return StreamsView(upstreams=wall.relay.upstreams(), sessions=len(wall.sessions), viewers=wall.relay.viewers)
