@@ -101,9 +101,8 @@ class RtpSender:
                 raise ConnectionError("RTSP connection closed")
             if target.transport.get_write_buffer_size() > MAX_TCP_BACKLOG:
                 return False
-            chunks = [struct.pack("!cBH", b"$", target.rtp_channel, len(p)) + p for p in packets]
-            if rtcp is not None:
-                chunks.append(struct.pack("!cBH", b"$", target.rtcp_channel, len(rtcp)) + rtcp)
+            chunks = [struct.pack("!cBH", b"$", target.rtcp_channel, len(rtcp)) + rtcp] if rtcp is not None else []
+            chunks.extend(struct.pack("!cBH", b"$", target.rtp_channel, len(p)) + p for p in packets)
             target.transport.write(b"".join(chunks))
         else:
             for packet in packets:
