@@ -80,6 +80,7 @@ class CaseService:
         client: httpx.AsyncClient | None = None,
         on_case: Callable[[Case], Awaitable[None]] | None = None,
         on_delivery: Callable[[DeliveryResult], Awaitable[None]] | None = None,
+        on_incident: Callable[[Incident, str], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -93,6 +94,7 @@ class CaseService:
         self._client = client
         self._on_case = on_case
         self._on_delivery = on_delivery
+        self._on_incident = on_incident
         self._cameras: dict[str, CameraContext] = {}
         self._stopping = asyncio.Event()
         self.cases_created = 0
@@ -132,7 +134,13 @@ class CaseService:
                 case = await self._raise(transition.incident, camera, transition.evidence)
                 if case is not None:
                     cases.append(case)
+            await self._incident_changed(transition.incident, transition.kind.value)
         return cases
+
+    async def _incident_changed(self, incident: Incident, change: str) -> None:
+        """Tell the listener (the live wall) that an incident was raised, re-opened, closed or acted on."""
+        if self._on_incident is not None:
+            await self._on_incident(incident, change)
 
     async def consume(self, source: AsyncIterable[tuple[Anomaly, CameraContext]]) -> None:
         async for anomaly, camera in source:
@@ -271,12 +279,16 @@ class CaseService:
     async def acknowledge(self, incident_id: str, user: str) -> Incident:
         if self.aggregator.find(incident_id) is None:
             raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be acknowledged")
-        return self.aggregator.acknowledge(incident_id, user, datetime.now(UTC))
+        incident = self.aggregator.acknowledge(incident_id, user, datetime.now(UTC))
+        await self._incident_changed(incident, "acknowledged")
+        return incident
 
     async def dismiss(self, incident_id: str, user: str, reason: str) -> Incident:
         if self.aggregator.find(incident_id) is None:
             raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be dismissed")
-        return self.aggregator.dismiss(incident_id, user, reason)
+        incident = self.aggregator.dismiss(incident_id, user, reason)
+        await self._incident_changed(incident, "dismissed")
+        return incident
 
     async def escalate(
         self, incident_id: str, user: str, *, grade: Grade | None = None, camera: CameraContext | None = None
@@ -300,11 +312,16 @@ class CaseService:
         else:
             incident.state = IncidentState.ESCALATED
             incident.escalated_by = user
-        return await self.open_case(incident, context, assessment, evidence, created_by=user)
+        case = await self.open_case(incident, context, assessment, evidence, created_by=user)
+        await self._incident_changed(incident, "escalated")
+        return case
 
     # -- background ------------------------------------------------------------------------------
     async def sweep(self, now: datetime | None = None) -> int:
-        return len(self.aggregator.sweep(now or datetime.now(UTC)))
+        closed = self.aggregator.sweep(now or datetime.now(UTC))
+        for transition in closed:
+            await self._incident_changed(transition.incident, transition.kind.value)
+        return len(closed)
 
     async def prune_evidence(self, now: datetime | None = None) -> PruneReport:
         open_codes = await self.store.case_codes([s for s in CaseStatus if s not in FINAL_STATUSES])

@@ -67,7 +67,10 @@ class CodeSettings(_Section):
 
 
 class EvidenceSettings(_Section):
-    dir: Path = Field(Path("var/evidence"), description="Where annotated snapshots are kept (YYYY/MM/DD/<code>.jpg)")
+    dir: Path = Field(
+        Path("evidence"),
+        description="Annotated snapshots (YYYY/MM/DD/<code>.jpg); relative paths are under node.data_dir",
+    )
     max_age_days: float = Field(180.0, gt=0, description="Evidence older than this is deleted (open cases excepted)")
     max_total_bytes: int = Field(
         20 * 1024**3, gt=0, description="Past this the oldest evidence is deleted (open cases excepted)"
@@ -78,7 +81,10 @@ class EvidenceSettings(_Section):
 
 
 class StoreSettings(_Section):
-    sqlite_path: Path = Field(Path("var/events.sqlite3"), description="SQLite file for incidents, cases, codes")
+    sqlite_path: Path = Field(
+        Path("events.sqlite3"),
+        description="SQLite file for incidents, cases, codes; relative to node.data_dir in the gateway",
+    )
     max_pending_writes: int = Field(
         10_000, ge=10, description="Write-through bound; when reached, writers wait for the writer thread"
     )

@@ -33,6 +33,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--callback-url", default="", help="gateway URL for signed status callbacks")
     parser.add_argument("--callback-key-id", default="intake", help="key id of the callbacks (default intake)")
     parser.add_argument("--callback-secret", default="", help="secret of the callbacks (default: --secret)")
+    parser.add_argument(
+        "--callback-api-key",
+        default=os.environ.get("XUELIANG_INTAKE_CALLBACK_API_KEY", ""),
+        help="the gateway's API key (role intake) sent with callbacks (or XUELIANG_INTAKE_CALLBACK_API_KEY)",
+    )
     parser.add_argument("--step-s", type=float, default=5.0, help="seconds between status steps (default 5)")
     parser.add_argument("--duplicate-status", type=int, default=409, help="answer to a repeated case: 200 or 409")
     parser.add_argument("--seed", type=int, default=None, help="seed of the misbehaviour dice (reproducible)")
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             callback_url=args.callback_url,
             callback_key_id=args.callback_key_id,
             callback_secret=SecretStr(args.callback_secret) if args.callback_secret else None,
+            callback_api_key=SecretStr(args.callback_api_key) if args.callback_api_key else None,
             step_s=args.step_s,
             duplicate_status=args.duplicate_status,
             seed=args.seed,

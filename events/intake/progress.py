@@ -42,6 +42,8 @@ class Progress:
                 "Content-Type": "application/json",
                 **signed_headers(self.settings.callback_key_id, secret, "POST", path, body),
             }
+            if self.settings.callback_api_key is not None:
+                headers["X-API-Key"] = self.settings.callback_api_key.get_secret_value()
             try:
                 response = await client.post(self.settings.callback_url, content=body, headers=headers)
             except httpx.HTTPError as exc:

@@ -19,6 +19,9 @@ class IntakeSettings(BaseModel):
     callback_url: str = Field("", description="Gateway callback URL for status reports; empty: none sent")
     callback_key_id: str = Field("intake", description="Key id callbacks are signed with")
     callback_secret: SecretStr | None = Field(None, description="Secret for callbacks (default: `secret`)")
+    callback_api_key: SecretStr | None = Field(
+        None, description="The gateway's API key for this machine client (role intake), sent as X-API-Key"
+    )
     steps: list[CaseStatus] = Field(
         default_factory=lambda: [CaseStatus.RECEIVED, CaseStatus.DISPATCHED, CaseStatus.HANDLING, CaseStatus.CLOSED],
         description="Status path each case walks, starting with received",
