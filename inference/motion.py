@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from xueliang.inference.frames import Image
 from xueliang.inference.patrol.settings import MotionSettings
+from xueliang.inference.quality import shrink_to_width
 
 Grey = npt.NDArray[np.uint8]
 
@@ -43,10 +44,7 @@ class MotionGate:
         self.frames_moved = 0
 
     def _small_grey(self, image: Image) -> Grey:
-        h, w = image.shape[:2]
-        width = min(self._s.width, w)
-        height = max(1, round(h * width / w))
-        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) if width != w else image
+        small = shrink_to_width(image, self._s.width)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         return np.asarray(grey, dtype=np.uint8)
 

@@ -16,7 +16,8 @@ Failures, by kind, counted in ``stats().failures``; none stops a worker:
 - source (``SourceError``, ``CorruptFrame``, grab timeout): the camera's run of consecutive
   failures grows; from ``unreachable_after`` on, each failed visit sends a ``camera.unreachable``
   anomaly (``camera.auth_failed`` when the credentials were refused); the job is acknowledged;
-- detector (``DetectorError``): quality anomalies are still sent, the rules are skipped;
+- detector (``DetectorError``; ``ValueError`` for a class name the model does not know, counted
+  as ``bad_classes``): quality anomalies are still sent, the rules are skipped;
 - sink (``SinkError``, the gateway's bus cannot take it now): the job is NOT acknowledged, the
   queue hands it out again after its visibility timeout (at-least-once);
 - a job payload that is not a ``PatrolJob``: logged, acknowledged (it would never get better);
@@ -283,6 +284,10 @@ class PatrolPipeline(Generic[J]):
             except DetectorError as exc:
                 self._fail(_kind(exc))
                 log.warning("camera %s: detection failed, rules skipped: %s", job.camera_id, exc)
+                detections = None
+            except ValueError as exc:  # the detector refuses a class filter it does not know
+                self._fail("bad_classes")
+                log.warning("camera %s: class filter %s refused, rules skipped: %s", job.camera_id, job.classes, exc)
                 detections = None
         return await loop.run_in_executor(executor, self._conclude, frame, report, detections, job.zones, state)
 

@@ -118,7 +118,7 @@ class WatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fps: float = Field(5.0, gt=0, le=30, description="Frames per second taken from each watched stream")
+    fps: float = Field(5.0, gt=0, le=60, description="Frames per second taken from each watched stream")
     max_cameras: int = Field(32, ge=0, description="Most cameras watched at once; more are refused and counted")
     idle_detect_s: float = Field(
         2.0,

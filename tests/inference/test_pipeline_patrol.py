@@ -335,3 +335,12 @@ async def test_from_the_scheduler_to_anomalies_with_file_sources(detector: Detec
         assert cv2.imdecode(np.frombuffer(anomaly.evidence.jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (576, 768, 3)
     assert pipeline.stats().failures == {"source_unavailable": 1}  # the missing file, not reported yet
     assert (await queue.stats()).in_flight == 0
+
+
+async def test_an_unknown_class_filter_skips_the_rules_not_the_quality_checks(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    pipeline = PatrolPipeline(LocalJobQueue(1, 60), factory(snapshots), detector, Sink())
+    bad = job("odd-1", camera.url("walk"), (zone(ZoneKind.INTRUSION, WALKWAY),), classes=("unicorn",))
+    assert await pipeline.process(bad) == []
+    assert pipeline.stats().failures == {"bad_classes": 1} and pipeline.stats().frames == 1
