@@ -16,6 +16,7 @@ import enum
 import importlib.resources
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from xueliang.connectors.onvif.settings import OnvifSettings
+from xueliang.events.settings import EventsSettings
+from xueliang.gateway.cameras.settings import CameraSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem
 
 ENV_PREFIX = "XUELIANG_"
@@ -145,6 +149,23 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings, description="Stores, queue, bus")
     logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging")
     demo: DemoSettings = Field(default_factory=DemoSettings, description="The demo started by `make run`")
+    cameras: CameraSettings = Field(
+        default_factory=CameraSettings, description="Camera provisioning, bulk import, network guard, health sweep"
+    )
+    onvif: OnvifSettings = Field(default_factory=OnvifSettings, description="The ONVIF device client")
+    events: EventsSettings = Field(
+        default_factory=EventsSettings, description="Incidents, grading, cases and delivery to the intake"
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _intake_secrets(cls, value: EventsSettings) -> EventsSettings:
+        environment = _VALIDATING_FOR.get()
+        for key, secret in (("forwarder.secret", value.forwarder.secret), ("callback.secret", value.callback.secret)):
+            if environment != Environment.DEVELOPMENT and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
+                env = f"{ENV_PREFIX}EVENTS__{key.replace('.', '__').upper()}"
+                raise ValueError(f"{key}: placeholder secret refused in {environment} mode; set {env}")
+        return value
 
     @property
     def sqlite_file(self) -> Path:
@@ -184,9 +205,13 @@ def _hint(error_type: str, key: str) -> str:
         return "remove it or correct its spelling; `xueliang config show` prints the valid keys"
     if error_type == "missing":
         return "add this key"
-    if key.startswith("security."):
+    if "secret" in key or key.startswith("security."):
         return "set it in the environment, never in a file under version control"
     return "see config/gateway.yaml for the documented default and type"
+
+
+# A section-level validator names the exact key inside its section as "sub.key: message".
+_NESTED_KEY = re.compile(r"^Value error, ([a-z_][a-z0-9_.]*): (.*)$", re.DOTALL)
 
 
 def problems_from(error: ValidationError) -> list[ConfigProblem]:
@@ -194,7 +219,10 @@ def problems_from(error: ValidationError) -> list[ConfigProblem]:
     for item in error.errors(include_url=False):
         key = ".".join(str(part) for part in item["loc"]) or "(top)"
         message = item["msg"]
-        if item["type"] not in ("extra_forbidden", "missing") and not key.startswith("security."):
+        if item["type"] == "value_error" and (nested := _NESTED_KEY.match(message)):
+            key, message = f"{key}.{nested.group(1)}", f"Value error, {nested.group(2)}"
+        scalar = isinstance(item["input"], str | int | float | bool)
+        if item["type"] not in ("extra_forbidden", "missing") and scalar and "secret" not in key:
             message = f"{message} (got {item['input']!r})"
         problems.append(ConfigProblem(key, message, _hint(item["type"], key)))
     return problems

@@ -5,17 +5,19 @@ precise problems (row number, column, what to do); one bad row never stops the o
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from xueliang.gateway.cameras.errors import ImportFileError
+from xueliang.gateway.cameras.models import CameraSpec, normalise_host
 from xueliang.gateway.models import Location, PatrolPolicy
+
+__all__ = ["CameraRow", "ImportFileError", "ParsedFile", "RowProblem", "parse_camera_file"]
 
 # Canonical field -> accepted headers (compared lower-cased, spaces/underscores removed).
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -60,25 +62,10 @@ PRIORITY_WORDS = {"重点": 1, "高": 2, "中": 3, "一般": 3, "低": 4, "最�
 PRIORITY_WORDS |= {"key": 1, "high": 2, "normal": 3, "low": 4}
 
 
-class CameraRow(BaseModel):
+class CameraRow(CameraSpec):
     """One valid row of a camera list, ready to provision."""
 
-    model_config = ConfigDict(extra="forbid")
-
     row: int = Field(description="1-based line/row number in the file (header = 1)")
-    id: str = ""
-    name: str = ""
-    host: str
-    port: int = Field(80, ge=1, le=65535)
-    username: str = ""
-    password: str = Field("", repr=False)
-    location: Location = Field(default_factory=Location)
-    category: str = ""
-    policy: PatrolPolicy = Field(default_factory=PatrolPolicy)
-
-    def fingerprint(self) -> str:
-        """Changes when the row's content changes (used to resume an import)."""
-        return hashlib.sha256(self.model_dump_json(exclude={"row"}).encode()).hexdigest()[:16]
 
 
 @dataclass(slots=True)
@@ -97,10 +84,7 @@ class ParsedFile:
     problems: list[RowProblem] = field(default_factory=list)
     unknown_columns: list[str] = field(default_factory=list)
     total: int = 0
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be read (format, encoding, no host column)."""
+    invalid: dict[int, tuple[str, str]] = field(default_factory=dict)  # row -> (name, address) as written
 
 
 def _norm(header: str) -> str:
@@ -149,18 +133,6 @@ def _priority(value: str) -> int:
     return number
 
 
-def _host(value: str) -> str:
-    text = value.strip()
-    if not text:
-        raise ValueError("empty: give the camera's IP address or host name")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        if all(part.isalnum() or part == "-" for part in text.replace(".", "")) and "." in text:
-            return text.lower()
-        raise ValueError(f"{value!r} is not an IP address or host name") from None
-
-
 def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> CameraRow | None:
     found: list[RowProblem] = []
 
@@ -172,7 +144,7 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> Cam
             found.append(RowProblem(number, column, str(exc)))
             return default
 
-    host = convert("host", _host, "")
+    host = convert("host", normalise_host, "")
     port = convert("port", lambda v: int(float(v)), 80)
     lat: float | None = convert("lat", float, None)
     lon: float | None = convert("lon", float, None)
@@ -271,4 +243,8 @@ def parse_camera_file(path: Path, data: bytes | None = None) -> ParsedFile:
         row = _row(number, values, parsed.problems)
         if row is not None:
             parsed.rows.append(row)
+        else:
+            address = values.get("host", "").strip()
+            port = values.get("port", "").strip()
+            parsed.invalid[number] = (values.get("name", "").strip(), f"{address}:{port}" if port else address)
     return parsed

@@ -1,0 +1,152 @@
+"""The demo: simulated cameras started in-process and provisioned over two districts of Bazhong, so
+a newcomer running ``xueliang demo`` (``make run``) sees a populated registry at once.
+
+``demo.cameras`` cameras answer on 127.1.0.1, 127.1.0.2, ... (one HTTP port), the first
+:data:`RTSP_CAMERAS` also stream ``demo.video`` over RTSP. Each gets a fixed id (``demo-0001``
+...) so a restart, with the simulator on new ports, moves the same cameras instead of adding new
+ones. Provisioning runs in the background; the node is usable meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
+from xueliang.gateway.cameras.models import CameraSpec
+from xueliang.gateway.cameras.service import CameraService
+from xueliang.gateway.errors import GatewayError
+from xueliang.gateway.models import Location, PatrolPolicy
+from xueliang.gateway.node import Node
+
+log = logging.getLogger(__name__)
+
+RTSP_CAMERAS = 4
+ACTOR = "system:demo"
+PROVISION_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Township:
+    name: str
+    code: str  # 9-digit township code: region code + 3 digits
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class District:
+    region_code: str
+    name: str
+    townships: tuple[Township, ...]
+
+
+DISTRICTS = (
+    District(
+        "511902",
+        "巴州区",
+        (
+            Township("东城街道", "511902001", 31.859, 106.772),
+            Township("西城街道", "511902002", 31.861, 106.741),
+            Township("江北街道", "511902003", 31.872, 106.757),
+            Township("回风街道", "511902004", 31.845, 106.760),
+        ),
+    ),
+    District(
+        "511903",
+        "恩阳区",
+        (
+            Township("登科街道", "511903001", 31.787, 106.637),
+            Township("文治街道", "511903002", 31.795, 106.649),
+            Township("柳林镇", "511903101", 31.769, 106.611),
+        ),
+    ),
+)
+# (category, place name, patrol priority): key places are patrolled most often.
+PLACES = (
+    ("square", "广场", 1),
+    ("station", "客运站", 1),
+    ("school", "小学门口", 2),
+    ("road", "路口", 3),
+    ("community", "小区大门", 3),
+    ("commercial", "商业街", 2),
+    ("park", "公园", 4),
+    ("hospital", "医院门口", 2),
+)
+
+
+def demo_spec(index: int, host: str, port: int, username: str, password: str) -> CameraSpec:
+    """Camera ``index``'s description: district, township, grid and place spread evenly."""
+    district = DISTRICTS[index % len(DISTRICTS)]
+    township = district.townships[(index // len(DISTRICTS)) % len(district.townships)]
+    category, place, priority = PLACES[index % len(PLACES)]
+    grid = f"{township.code}{(index % 5) + 1:03d}"
+    step = (index % 7) * 0.002
+    return CameraSpec(
+        id=f"demo-{index + 1:04d}",
+        name=f"{township.name}{place}{index + 1:02d}",
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        location=Location(
+            region_code=district.region_code,
+            district=district.name,
+            township=township.name,
+            grid_code=grid,
+            address=f"巴中市{district.name}{township.name}{place}",
+            lat=round(township.lat + step, 6),
+            lon=round(township.lon - step, 6),
+        ),
+        category=category,
+        policy=PatrolPolicy(priority=priority),
+    )
+
+
+class Demo:
+    """The node service ``demo``: runs the simulator for the node's lifetime and provisions it."""
+
+    def __init__(self, node: Node, service: CameraService) -> None:
+        self.node = node
+        self.service = service
+        self.simulator: CameraSimulator | None = None
+        self.provisioned = asyncio.Event()
+
+    async def run(self) -> None:
+        demo = self.node.settings.demo
+        config = SimulatorConfig(
+            count=demo.cameras,
+            video=demo.video,
+            rtsp_count=min(RTSP_CAMERAS, demo.cameras),
+            password=secrets.token_urlsafe(12),
+            name_prefix="DEMO",
+        )
+        async with CameraSimulator(config) as simulator:
+            self.simulator = simulator
+            log.info("demo: %d simulated cameras on HTTP port %d", len(simulator.cameras), simulator.http_port)
+            await self.provision(simulator)
+            await asyncio.Event().wait()  # until the node stops
+
+    async def provision(self, simulator: CameraSimulator) -> None:
+        config = simulator.config
+        limit = asyncio.Semaphore(PROVISION_CONCURRENCY)
+        counts: dict[str, int] = {}
+
+        async def one(index: int, host: str) -> None:
+            spec = demo_spec(index, host, simulator.http_port, config.username, config.password)
+            async with limit:
+                try:
+                    record = await self.service.add(spec, ACTOR, bounded=False)
+                except GatewayError as exc:
+                    log.warning("demo: camera %s not provisioned: %s", spec.id, exc)
+                    counts["error"] = counts.get("error", 0) + 1
+                    return
+            counts[record.status.value] = counts.get(record.status.value, 0) + 1
+
+        async with asyncio.TaskGroup() as group:
+            for camera in simulator.cameras:
+                group.create_task(one(camera.index, camera.address))
+        self.provisioned.set()
+        log.info("demo: cameras provisioned: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
