@@ -193,7 +193,11 @@ class PatrolPipeline(Generic[J]):
             visit = PatrolJob.model_validate(dict(job.payload))
         except ValidationError as exc:
             self._fail("bad_job")
-            log.warning("patrol: job %s is not a patrol job, dropped: %s", job.id, exc)
+            # field paths and reasons only: the input may hold credentials
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+            )
+            log.warning("patrol: job %s is not a patrol job, dropped: %s", job.id, problems)
             return True
         self._wait.add(max(0.0, self._clock() - visit.due_at))
         started = time.monotonic()

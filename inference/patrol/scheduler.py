@@ -28,7 +28,7 @@ import enum
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 TargetProvider = Callable[[], Awaitable[Sequence[PatrolTarget]]]
+_YIELD_EVERY = 2000  # cameras applied between two yields to the event loop
 
 
 class TargetsUnavailable(InferenceError):
@@ -153,11 +154,17 @@ class PatrolScheduler:
             log.warning("patrol: camera list unavailable, keeping %d cameras: %s", len(self._entries), exc)
             return
         self._stats.refreshes += 1
-        self.set_targets(targets, now)
+        for done, _ in enumerate(self._apply(targets, now), start=1):
+            if done % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a city's camera list takes a while: let the loop breathe
 
     def set_targets(self, targets: Sequence[PatrolTarget], now: float | None = None) -> None:
         """Replace the camera list: new cameras join on their own phase, removed ones leave."""
-        now = self._clock() if now is None else now
+        for _ in self._apply(targets, self._clock() if now is None else now):
+            pass
+
+    def _apply(self, targets: Sequence[PatrolTarget], now: float) -> Iterator[None]:
+        """``set_targets`` one camera at a time (a generator, so ``refresh`` can yield)."""
         active = self._current_windows(now)
         wanted = {t.camera_id: t for t in targets if t.enabled and (self._s.patrol_watched or not t.watch)}
         for camera_id in [c for c in self._entries if c not in wanted]:
@@ -174,6 +181,7 @@ class PatrolScheduler:
             else:
                 entry.target = target
                 self._set_interval(entry, interval, now)
+            yield None
 
     def _current_windows(self, now: float) -> frozenset[int]:
         active = self._policy.active_windows(now)

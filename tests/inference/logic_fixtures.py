@@ -66,7 +66,7 @@ def _clip() -> dict[int, Image]:
             if not ok:
                 raise ValueError(f"{VTEST} has no frame {index}")
             if index in wanted:
-                frames[index] = image
+                frames[index] = np.asarray(image, dtype=np.uint8)
     finally:
         cap.release()
     return frames

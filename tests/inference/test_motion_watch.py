@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,9 +108,9 @@ async def detector() -> AsyncIterator[Detector]:
 
 
 @pytest.fixture
-def executor() -> ThreadPoolExecutor:
+def executor() -> Iterator[ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(2, thread_name_prefix="test-watch")
-    yield pool  # type: ignore[misc]
+    yield pool
     pool.shutdown(wait=True)
 
 
