@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import cv2
 import httpx
@@ -10,7 +11,10 @@ import numpy as np
 from onvif import ONVIFCamera
 
 from tests.simulator.conftest import PASSWORD
+from tests.simulator.helpers import VIDEO
 from xueliang.connectors.onvif.simulator import CameraSimulator
+from xueliang.connectors.onvif.simulator.config import DEFAULT_CACHE_DIR
+from xueliang.connectors.onvif.simulator.video_cache import cache_path
 
 
 def _url(sim: CameraSimulator, index: int) -> str:
@@ -63,3 +67,21 @@ async def test_upscaled_snapshot_like_a_real_camera(start_sim) -> None:  # type:
 async def test_basic_credentials_are_accepted_too(sim: CameraSimulator, http: httpx.AsyncClient) -> None:
     response = await http.get(_url(sim, 2), auth=httpx.BasicAuth("admin", PASSWORD))
     assert response.status_code == 200
+
+
+async def test_encoded_frames_are_cached_for_the_next_start(start_sim, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    decoded = cache_path(DEFAULT_CACHE_DIR, VIDEO, "frames-q90", "bin")
+    if decoded.exists():  # reuse the decoded clip of the earlier tests: this test is about the sized frames
+        shutil.copy(decoded, tmp_path / decoded.name)
+    first = await start_sim(snapshot_size=(160, 120), count=2, cache_dir=tmp_path)
+    await first.preload_snapshots()
+    encoded = first.counters()["frames"]["encodes"]
+    assert encoded > 700  # every frame of the clip (795 in vtest.avi)
+    assert any(p.name.startswith("frames-160x120") for p in tmp_path.iterdir())
+    await first.stop()
+    second = await start_sim(snapshot_size=(160, 120), count=2, cache_dir=tmp_path)
+    async with httpx.AsyncClient(trust_env=False, timeout=10.0) as http:
+        response = await http.get(_url(second, 1), auth=httpx.DigestAuth("admin", PASSWORD))
+    assert response.status_code == 200
+    assert (await asyncio.to_thread(_decode, response.content)).shape == (120, 160, 3)
+    assert second.counters()["frames"]["encodes"] == 0

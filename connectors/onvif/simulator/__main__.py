@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of camera identities (default 0)")
     add("--event-period", type=float, default=30.0, help="seconds between simulated motion switches (default 30)")
     add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"transcode cache (default {DEFAULT_CACHE_DIR})")
+    add("--preload-snapshots", action="store_true", help="encode every snapshot frame before answering")
     add("--uvloop", action="store_true", help="run on uvloop (faster; installed with uvicorn[standard])")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
@@ -72,13 +73,15 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )  # fmt: skip
 
 
-async def serve(config: SimulatorConfig) -> None:
+async def serve(config: SimulatorConfig, preload: bool) -> None:
     """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with CameraSimulator(config) as sim:
+        if preload:
+            await sim.preload_snapshots()
         ready = {
             "ready": True, "count": len(sim.cameras), "base_address": config.base_address,
             "http_port": sim.http_port, "rtsp_port": sim.rtsp_port, "rtsp_count": config.rtsp_count,
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
         runner = uvloop.run
     try:
-        runner(serve(config))
+        runner(serve(config, args.preload_snapshots))
     except SimulatorError as exc:
         print(f"simulator failed: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,9 @@
 The clip is decoded a single time into JPEGs at its own size (kept in memory and cached on disk
 next to the transcodes, so later runs skip the decode). A snapshot of camera k at wall time t shows
 frame ``(int(t * fps) + 37 k) mod N``. Frames at another size are resized and encoded on first
-use in the simulator's bounded executor and kept in an LRU bounded by ``budget_bytes``.
+use in the simulator's bounded executor and kept in an LRU bounded by ``budget_bytes``; once every
+frame has been encoded (and none evicted) the set is written to the cache directory too, and the
+next start at the same size and quality loads it instead of encoding again.
 """
 
 from __future__ import annotations
@@ -115,6 +117,24 @@ def load_source_frames(video: Path, info: VideoInfo, cache_dir: Path) -> list[by
     return frames
 
 
+def load_sized_frames(path: Path, count: int) -> list[bytes] | None:
+    """Frames already encoded at the snapshot size by an earlier run, or None (blocking)."""
+    try:
+        frames = _unpack(path.read_bytes())
+    except OSError:
+        return None
+    return frames if frames is not None and len(frames) == count else None
+
+
+def save_sized_frames(path: Path, info: VideoInfo, size: tuple[int, int], frames: list[bytes]) -> None:
+    """Keep the encoded frames for the next run (blocking; failures only cost a re-encode later)."""
+    sized = VideoInfo(size[0], size[1], info.fps, len(frames))
+    try:
+        write_atomic(path, _pack(sized, frames))
+    except OSError as exc:
+        logger.warning("cannot cache %dx%d snapshot frames at %s: %s", size[0], size[1], path, exc)
+
+
 def _reencode(source: bytes, size: tuple[int, int], quality: int) -> bytes:
     image = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
@@ -147,8 +167,11 @@ class FrameStore:
         self._encoded: OrderedDict[int, bytes] = OrderedDict()
         self._encoded_bytes = 0
         self._pending: dict[int, asyncio.Future[bytes]] = {}
+        self._saved = False
+        self._save: asyncio.Future[None] | None = None
         self.evictions = 0
         self.encodes = 0
+        self.sized_path = cache_path(cache_dir, video, f"frames-{size[0]}x{size[1]}-q{quality}", "bin")
 
     @property
     def resizes(self) -> bool:
@@ -164,8 +187,26 @@ class FrameStore:
             self._loading = asyncio.ensure_future(
                 loop.run_in_executor(self.executor, load_source_frames, self.video, self.info, self.cache_dir)
             )
-        self._source = await asyncio.shield(self._loading)
-        return self._source
+        source = await asyncio.shield(self._loading)
+        if self._source is None and self.resizes:
+            loop = asyncio.get_running_loop()
+            sized = await loop.run_in_executor(self.executor, load_sized_frames, self.sized_path, len(source))
+            if sized is not None and sum(map(len, sized)) <= self.budget_bytes:
+                for index, data in enumerate(sized):
+                    self._encoded[index] = data
+                    self._encoded_bytes += len(data)
+                self._saved = True
+        self._source = source
+        return source
+
+    async def preload(self) -> None:
+        """Decode the clip and encode every frame at the snapshot size now (and cache them on disk)."""
+        source = await self.load()
+        if self.resizes:
+            missing = [i for i in range(len(source)) if i not in self._encoded]
+            await asyncio.gather(*(self._encode(i, source[i]) for i in missing))
+        if self._save is not None:
+            await self._save
 
     def frame_index(self, camera_index: int, now: float, count: int) -> int:
         """The frame camera ``camera_index`` shows at wall time ``now``."""
@@ -213,3 +254,11 @@ class FrameStore:
             _, dropped = self._encoded.popitem(last=False)
             self._encoded_bytes -= len(dropped)
             self.evictions += 1
+        source = self._source
+        if not self._saved and self.evictions == 0 and source is not None and len(self._encoded) == len(source):
+            self._saved = True  # every frame encoded once: keep them on disk for the next start
+            frames = [self._encoded[i] for i in range(len(source))]
+            loop = asyncio.get_running_loop()
+            self._save = asyncio.ensure_future(
+                loop.run_in_executor(self.executor, save_sized_frames, self.sized_path, self.info, self.size, frames)
+            )

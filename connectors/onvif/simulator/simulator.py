@@ -144,10 +144,10 @@ class CameraSimulator:
         self._soap.http_port, self._soap.rtsp_port = self.http_port, self.rtsp_port
 
     async def preload_snapshots(self) -> None:
-        """Decode the clip now instead of on the first snapshot request."""
+        """Decode the clip and encode every snapshot frame now instead of on first requests."""
         if self._frames is None:
             raise SimulatorStateError("start() the simulator first")
-        await self._frames.load()
+        await self._frames.preload()
 
     async def stop(self) -> None:
         """Close the listeners and every connection and session; idempotent."""
