@@ -272,7 +272,8 @@ class CaseService:
             await self._on_delivery(result)
 
     # -- operators -------------------------------------------------------------------------------
-    async def _incident(self, incident_id: str) -> Incident:
+    async def incident(self, incident_id: str) -> Incident:
+        """A live incident, or a stored one."""
         live = self.aggregator.find(incident_id)
         return live if live is not None else await self.store.get_incident(incident_id)
 
@@ -294,7 +295,7 @@ class CaseService:
         self, incident_id: str, user: str, *, grade: Grade | None = None, camera: CameraContext | None = None
     ) -> Case:
         """Create a case by hand (the grade defaults to the table's, else blue)."""
-        incident = await self._incident(incident_id)
+        incident = await self.incident(incident_id)
         check_action(incident, "escalate")
         context = camera or self._cameras.get(incident.camera_id) or CameraContext(id=incident.camera_id)
         chosen = (

@@ -14,7 +14,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.live import LiveFeed
@@ -24,6 +24,9 @@ from xueliang.gateway.security import CameraCipher, Passwords, Tokens, resolve_s
 from xueliang.gateway.settings import Settings
 from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Stores
+
+if TYPE_CHECKING:
+    from xueliang.gateway.casework import CaseWork
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class Node:
     cipher: CameraCipher
     metrics: Metrics
     live: LiveFeed = field(default_factory=LiveFeed)
+    cases: CaseWork | None = None  # the case side, once wired (gateway/wiring.py)
     services: dict[str, Service] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -13,12 +13,13 @@ PTZ, fallback incident actions), mounts the page at ``/wall`` and registers the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from xueliang.api.wall import cameras, feed, http, incidents, layouts, ptz, whep
+from xueliang.api.wall import cameras, feed, incidents, layouts, ptz, whep
 from xueliang.api.wall.runtime import Wall, wall_settings
 from xueliang.api.wall.settings import IceServer, WallSettings
 from xueliang.gateway.node import Node
@@ -31,11 +32,21 @@ SERVICE_NAME = "wall"
 __all__ = ["IceServer", "Wall", "WallSettings", "attach_wall", "wall_settings"]
 
 
+def _route_paths(routes: Iterable[object]) -> Iterator[str]:
+    """Every route path, descending into included routers (FastAPI keeps them nested)."""
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            yield path
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _route_paths(included.routes)
+
+
 def _install_routes(app: FastAPI) -> None:
-    paths = [str(getattr(route, "path", "")) for route in app.routes]
+    paths = list(_route_paths(app.routes))
     if "/api/wall/whep/{camera_id}" in paths:
         return
-    http.install(app)
     for module in (whep, feed, cameras, layouts, ptz):
         app.include_router(module.router)
     if incidents.has_incident_routes(paths):

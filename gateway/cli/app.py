@@ -105,9 +105,11 @@ def config_show(
 
 @config_app.command("gen-key")
 def config_gen_key() -> None:
-    """Print fresh secrets for XUELIANG_SECURITY__SECRET_KEY and XUELIANG_SECURITY__CAMERA_KEY."""
+    """Print fresh secrets (as environment assignments) for every secret setting."""
     sys.stdout.write(f"XUELIANG_SECURITY__SECRET_KEY={secrets.token_urlsafe(48)}\n")
     sys.stdout.write(f"XUELIANG_SECURITY__CAMERA_KEY={Fernet.generate_key().decode()}\n")
+    sys.stdout.write(f"XUELIANG_EVENTS__FORWARDER__SECRET={secrets.token_urlsafe(32)}\n")
+    sys.stdout.write(f"XUELIANG_EVENTS__CALLBACK__SECRET={secrets.token_urlsafe(32)}\n")
 
 
 @users_app.command("add")

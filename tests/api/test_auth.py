@@ -41,7 +41,8 @@ async def test_every_protected_route_needs_auth_and_refusals_are_audited(gateway
 async def test_openapi_lists_routes_and_every_non_health_route_is_protected(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         spec = (await client.get("/openapi.json")).json()
-        open_paths = {"/healthz", "/readyz", "/metrics", "/api/auth/login"}
+        # health, login, and the public case status page (the QR target: no personal data)
+        open_paths = {"/healthz", "/readyz", "/metrics", "/api/auth/login", "/c/{code}", "/c/{code}.json"}
         for path, operations in spec["paths"].items():
             for method in operations:
                 if path in open_paths:

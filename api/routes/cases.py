@@ -1,0 +1,92 @@
+"""Cases: list, detail, QR code, evidence, retry of dead deliveries; and the intake's signed callback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from xueliang.api.deps import IntakeClient, NodeDep, Operator, Staff
+from xueliang.events.errors import CallbackRejected, CaseNotFound
+from xueliang.events.models import Case, CaseStatus
+from xueliang.events.qr import case_qr
+from xueliang.gateway.casework import CaseWork
+from xueliang.gateway.errors import Conflict, NotFound
+
+router = APIRouter(tags=["cases"])
+
+
+def case_work(node: NodeDep) -> CaseWork:
+    if node.cases is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the case service is not running on this node")
+    return node.cases
+
+
+CaseWorkDep = Annotated[CaseWork, Depends(case_work)]
+
+
+async def _case(work: CaseWork, code: str) -> Case:
+    try:
+        return await work.service.store.get_case(code)
+    except CaseNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {code}") from exc
+
+
+@router.get("/api/cases", summary="Cases, newest first, optionally by status")
+async def list_cases(
+    work: CaseWorkDep,
+    _: Staff,
+    status_: Annotated[list[CaseStatus] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Case]:
+    cases = await work.service.store.cases(status_ or list(CaseStatus), limit=limit)
+    return sorted(cases, key=lambda c: c.created_at, reverse=True)
+
+
+@router.get("/api/cases/{code}", summary="One case with its status history")
+async def get_case(code: str, work: CaseWorkDep, _: Staff) -> Case:
+    return await _case(work, code)
+
+
+@router.get("/api/cases/{code}/qr.{kind}", summary="QR code of the case's public status page (svg or png)")
+async def case_qr_image(code: str, kind: str, node: NodeDep, work: CaseWorkDep, _: Staff) -> Response:
+    if kind not in ("svg", "png"):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "QR codes come as .svg or .png")
+    await _case(work, code)
+    qr = case_qr(work.service.settings.public_url or node.settings.http.public_url, code)
+    return Response(qr.svg if kind == "svg" else qr.png, media_type="image/svg+xml" if kind == "svg" else "image/png")
+
+
+@router.get("/api/cases/{code}/evidence.jpg", summary="The annotated evidence snapshot", response_class=Response)
+async def case_evidence(code: str, work: CaseWorkDep, _: Staff) -> FileResponse:
+    case = await _case(work, code)
+    if case.evidence is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {code} has no evidence")
+    path = work.service.evidence.root / case.evidence.path
+    if not path.is_file():
+        raise HTTPException(status.HTTP_410_GONE, f"evidence of case {code} was removed by the retention policy")
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.post("/api/cases/{code}/retry", summary="Send a dead case again (after fixing the cause)")
+async def retry_case(code: str, node: NodeDep, work: CaseWorkDep, _: Operator) -> dict[str, str]:
+    await _case(work, code)
+    try:
+        await node.stores.outbox.retry(code)
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {code} is not in the outbox") from exc
+    except Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"case {code} is not dead: {exc}") from exc
+    work.service.forwarder.wake()
+    return {"code": code, "outbox": "pending"}
+
+
+@router.post("/api/intake/callback", summary="Status report from the governance centre's intake (signed)")
+async def intake_callback(request: Request, work: CaseWorkDep, _: IntakeClient) -> JSONResponse:
+    body = await request.body()
+    try:
+        result = await work.service.status.handle_callback("POST", request.url.path, request.headers, body)
+    except CallbackRejected as exc:
+        return JSONResponse({"detail": exc.reason}, status_code=exc.http_status)
+    return JSONResponse(result.model_dump(mode="json"))
