@@ -66,38 +66,29 @@ async def soap_load(port: int, pid: int, cameras: int, seconds: float, concurren
     """Keep-alive SOAP load: ``concurrency`` workers, each on its own camera."""
     done = errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=1)
+    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
     async with aiohttp.ClientSession(connector=connector) as session:
-        stop_at = time.monotonic() + seconds
 
-        async def worker(k: int) -> None:
+        async def worker(k: int, until: float) -> None:
             nonlocal done, errors
             url = f"http://{address(k % cameras)}:{port}/onvif/device_service"
-            headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
-            while time.monotonic() < stop_at:
+            while time.monotonic() < until:
                 async with session.post(url, data=device_information_request(), headers=headers) as response:
                     await response.read()
-                    if response.status == 200:
-                        done += 1
-                    else:
-                        errors += 1
+                    done += response.status == 200
+                    errors += response.status != 200
 
-        await worker_round(worker, 2, min(concurrency, 8))  # warm connections and code paths
+        warm_until = time.monotonic() + 1.0  # open the connections, warm the code paths
+        await asyncio.gather(*(worker(k, warm_until) for k in range(concurrency)))
         done = errors = 0
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        await asyncio.gather(*(worker(k, t0 + seconds) for k in range(concurrency)))
         elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
     return {
         "requests": done, "errors": errors, "seconds": round(elapsed, 2), "requests_per_s": round(done / elapsed, 1),
         "simulator_cpu_s": round(cpu, 2), "simulator_cpu_ms_per_request": round(1000 * cpu / max(done, 1), 3),
         "simulator_cores_at_800_per_s": round(0.8 * cpu / max(done, 1) * 1000, 3),
     }  # fmt: skip
-
-
-async def worker_round(worker: Any, rounds: int, width: int) -> None:
-    """Run ``worker`` briefly to warm up (its own loop ends by time)."""
-    del rounds
-    await asyncio.wait_for(asyncio.gather(*(asyncio.sleep(0) for _ in range(width))), 5)
 
 
 async def sweep(port: int, pid: int, cameras: int, concurrency: int) -> dict[str, Any]:
@@ -156,11 +147,13 @@ async def snapshot_load(port: int, pid: int, seconds: float, concurrency: int, c
         t0, cpu0 = time.monotonic(), cpu_seconds(pid)
         await asyncio.gather(*(worker(k, time.monotonic() + seconds) for k in range(concurrency)))
         elapsed, cpu = time.monotonic() - t0, cpu_seconds(pid) - cpu0
-        async with aiohttp.ClientSession() as plain:
-            async with plain.get(f"http://127.0.0.1:{port}/_sim/health") as response:
-                counters = (await response.json())["counters"]
-    return {"warmup": warm, "counters": {k: counters[k] for k in ("snapshots", "frames", "http")}, "snapshots": count, "seconds": round(elapsed, 2), "snapshots_per_s": round(count / elapsed, 1),
-            "jpeg_bytes": size, "simulator_cpu_ms_per_snapshot": round(1000 * cpu / max(count, 1), 3)}  # fmt: skip
+        async with session.get(f"http://127.0.0.1:{port}/_sim/health") as response:
+            counters = (await response.json())["counters"]
+    return {
+        "warmup": warm, "counters": {k: counters[k] for k in ("snapshots", "frames")}, "snapshots": count,
+        "seconds": round(elapsed, 2), "snapshots_per_s": round(count / elapsed, 1), "jpeg_bytes": size,
+        "simulator_cpu_ms_per_snapshot": round(1000 * cpu / max(count, 1), 3),
+    }  # fmt: skip
 
 
 def start(count: int, uvloop: bool, extra: list[str]) -> tuple[SimulatorProcess, float]:

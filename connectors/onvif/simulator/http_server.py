@@ -146,7 +146,12 @@ class HttpConnection(asyncio.Protocol):
 
     # --- dispatch ----------------------------------------------------------------------------
     def _dispatch(self, request: HttpRequest, keep_alive: bool) -> None:
-        result = self._handler.handle(request)
+        try:
+            result = self._handler.handle(request)
+        except Exception:  # a bug in a handler: answer 500 and log it, the server goes on
+            logger.exception("simulator failed on %s %s for %s", request.method, request.path, self._local)
+            self._reply_error(500, "simulator error; see its log")
+            return
         if result is None:
             self._go_silent()
         elif isinstance(result, HttpResponse):
@@ -156,7 +161,11 @@ class HttpConnection(asyncio.Protocol):
             self._task = asyncio.ensure_future(self._finish(result, keep_alive))
 
     async def _finish(self, pending: Awaitable[HttpResponse | None], keep_alive: bool) -> None:
-        response = await pending
+        try:
+            response = await pending
+        except Exception:  # a bug in a handler: answer 500 and log it, the server goes on
+            logger.exception("simulator failed answering camera %s", self._local)
+            response = HttpResponse(500, b"simulator error; see its log", close=True)
         self._busy = False
         self._task = None
         if response is None:
@@ -196,9 +205,13 @@ class HttpConnection(asyncio.Protocol):
         """True when nothing happened on this connection for ``limit`` seconds and nothing is pending."""
         return not self._busy and now - self.last_activity > limit
 
-    def close(self) -> None:
-        """Close the connection (server stop or idle sweep)."""
+    def close(self) -> asyncio.Task[None] | None:
+        """Close the connection (server stop or idle sweep); return the answer still being produced, if any."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
         self._close()
+        return task
 
 
 class HttpServer:
@@ -239,7 +252,7 @@ class HttpServer:
             self._sweeper = None
         if self._server is not None:
             self._server.close()
-            for connection in list(self.connections):
-                connection.close()
+            pending = [task for connection in list(self.connections) if (task := connection.close()) is not None]
+            await asyncio.gather(*pending, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable
 
 from xueliang.connectors.onvif.simulator.control_api import PREFIX, ControlApi
+from xueliang.connectors.onvif.simulator.errors import VideoSourceError
 from xueliang.connectors.onvif.simulator.fleet import Fleet
 from xueliang.connectors.onvif.simulator.frames import FrameStore
 from xueliang.connectors.onvif.simulator.http_digest import DigestAuthority, Verdict
@@ -102,4 +103,7 @@ class Router:
 
     @staticmethod
     async def _snapshot_later(pending: Awaitable[bytes]) -> HttpResponse:
-        return HttpResponse(200, await pending, JPEG)
+        try:
+            return HttpResponse(200, await pending, JPEG)
+        except VideoSourceError as exc:
+            return HttpResponse(500, f"snapshot source failed: {exc}".encode())

@@ -27,6 +27,7 @@ from xueliang.connectors.onvif.simulator.soap_endpoint import camera_password
 logger = logging.getLogger(__name__)
 
 SESSION_TIMEOUT_S = 60
+MAX_QUEUED = 16  # requests waiting behind a slow answer on one connection; more closes it
 MAX_REQUEST = 16 << 10
 PUBLIC = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
 _CHANNEL = re.compile(r"/Streaming/Channels/(\d+)", re.IGNORECASE)
@@ -167,6 +168,9 @@ class RtspConnection(asyncio.Protocol):
             self.silent = True
             return
         if (camera is not None and camera.faults.slow_s > 0) or self.pending is not None:
+            if len(self.queue) >= MAX_QUEUED:
+                self._close()
+                return
             self.queue.append(request)
             if self.pending is None:
                 self.pending = asyncio.ensure_future(self._drain())
