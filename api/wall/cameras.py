@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Staff
 from xueliang.api.wall.errors import NoLiveStream, SourceRefused
+from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.errors import AuthError
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
 
-router = APIRouter(prefix="/api/wall", tags=["wall"])
+router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
 
 MAX_CAMERAS = 100_000
 

@@ -1,12 +1,20 @@
-"""Maps the wall's errors to HTTP answers (registered by ``attach_wall``; more specific than the
-gateway's own handler, which would answer 400 for them)."""
+"""Maps the wall's errors to HTTP answers.
+
+Every wall router uses ``WallRoute``, which turns a ``WallError`` raised by its endpoint into the
+answer below. A route class rather than an app exception handler: ``attach_wall`` runs in the
+lifespan, after Starlette has built its exception middleware (handlers added then are ignored), and
+the gateway's own ``GatewayError`` handler would answer 400 to all of them.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from xueliang.api.wall.errors import (
     CapacityReached,
@@ -46,13 +54,21 @@ def status_for(error: WallError) -> int:
     return 400
 
 
-async def wall_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, WallError)
+def error_response(request: Request, exc: WallError) -> JSONResponse:
     code = status_for(exc)
     if code >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
     return JSONResponse({"detail": str(exc)}, status_code=code)
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(WallError, wall_error_handler)
+class WallRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def wall_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except WallError as exc:
+                return error_response(request, exc)
+
+        return wall_handler

@@ -19,11 +19,12 @@ from xueliang.api.deps import NodeDep, Operator
 from xueliang.api.wall.cameras import camera_password, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
+from xueliang.api.wall.http import WallRoute
 from xueliang.connectors.onvif import OnvifError, Unsupported
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/cameras", tags=["wall"])
+router = APIRouter(prefix="/api/cameras", tags=["wall"], route_class=WallRoute)
 
 
 class PtzRequest(BaseModel):

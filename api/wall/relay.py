@@ -73,22 +73,32 @@ class Relay:
 
     def attach(self, spec: SourceSpec) -> ViewerTrack:
         """A new viewer of ``spec.camera_id``; starts the camera's upstream if it is not running."""
-        if self.state is not RelayState.RUNNING or self._group is None or self._executor is None:
-            raise RelayNotRunning("the wall relay is not running (gateway starting or stopping): retry shortly")
-        upstream = self._upstreams.get(spec.camera_id)
-        if upstream is None:
-            if len(self._upstreams) >= self.settings.max_upstreams:
-                raise CapacityReached(
-                    f"this node already relays {len(self._upstreams)} cameras (wall.max_upstreams): "
-                    f"camera {spec.camera_id} cannot be added; close other tiles or raise the limit"
-                )
-            upstream = Upstream(spec, self.settings, self._executor, self._changed)
-            self._upstreams[spec.camera_id] = upstream
-            upstream.task = self._group.create_task(upstream.run(), name=f"wall-upstream-{spec.camera_id}")
-            log.info("camera %s: upstream started for its first viewer", spec.camera_id)
+        upstream = self._upstreams.get(spec.camera_id) or self._start(spec)
         viewer = ViewerTrack(upstream, self.settings.viewer_queue_frames)
         upstream.attach(viewer)
         return viewer
+
+    def warm(self, spec: SourceSpec) -> UpstreamInfo:
+        """Start (or keep) ``spec.camera_id``'s upstream without a viewer, for ``grace_s``: a tour warms
+        its next cameras so that they show at once when their turn comes."""
+        upstream = self._upstreams.get(spec.camera_id) or self._start(spec)
+        if not upstream.viewers:
+            upstream.idle_since = time.monotonic()
+        return upstream.public()
+
+    def _start(self, spec: SourceSpec) -> Upstream:
+        if self.state is not RelayState.RUNNING or self._group is None or self._executor is None:
+            raise RelayNotRunning("the wall relay is not running (gateway starting or stopping): retry shortly")
+        if len(self._upstreams) >= self.settings.max_upstreams:
+            raise CapacityReached(
+                f"this node already relays {len(self._upstreams)} cameras (wall.max_upstreams): "
+                f"camera {spec.camera_id} cannot be added; close other tiles or raise the limit"
+            )
+        upstream = Upstream(spec, self.settings, self._executor, self._changed)
+        self._upstreams[spec.camera_id] = upstream
+        upstream.task = self._group.create_task(upstream.run(), name=f"wall-upstream-{spec.camera_id}")
+        log.info("camera %s: upstream started", spec.camera_id)
+        return upstream
 
     def upstream(self, camera_id: str) -> Upstream | None:
         return self._upstreams.get(camera_id)

@@ -7,6 +7,7 @@
     DELETE /api/wall/whep/sessions/{id}        -> 204, the session and its peer connection end
     PATCH  /api/wall/whep/sessions/{id}        -> 405: no trickle ICE; offer with all candidates
     GET    /api/wall/streams                   -> upstreams of this node (state, viewers, counters)
+    POST   /api/wall/warm {"cameras": [...]}    -> start upstreams ahead of viewers (tours), kept grace_s
 
 Operators (and admins) only. Only the session's owner or an admin may delete it.
 """
@@ -14,18 +15,34 @@ Operators (and admins) only. Only the session's owner or an admin may delete it.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Operator
 from xueliang.api.wall.cameras import camera_source
 from xueliang.api.wall.deps import WallDep
+from xueliang.api.wall.errors import WallError
+from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import UpstreamInfo
+from xueliang.gateway.errors import NotFound
 from xueliang.gateway.models import Role
 
-router = APIRouter(prefix="/api/wall", tags=["wall"])
+router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
 
 SDP_TYPE = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024
+
+
+class WarmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cameras: list[str] = Field(..., max_length=16, description="Camera ids about to be shown")
+
+
+class WarmResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    warmed: list[UpstreamInfo] = Field(description="Upstreams now running or starting")
+    refused: dict[str, str] = Field(description="Camera id -> why it cannot be warmed")
 
 
 class StreamsView(BaseModel):
@@ -86,3 +103,17 @@ async def whep_patch(session_id: str, _: Operator) -> Response:
 @router.get("/streams", summary="Upstreams relayed by this node, with their counters")
 async def streams(_: Operator, wall: WallDep) -> StreamsView:
     return StreamsView(upstreams=wall.relay.upstreams(), sessions=len(wall.sessions), viewers=wall.relay.viewers)
+
+
+@router.post("/warm", summary="Start cameras' upstreams before anyone watches (the next step of a tour)")
+async def warm(body: WarmRequest, _: Operator, node: NodeDep, wall: WallDep) -> WarmResult:
+    result = WarmResult(warmed=[], refused={})
+    for camera_id in dict.fromkeys(body.cameras):
+        try:
+            camera = await node.stores.cameras.get(camera_id)
+            result.warmed.append(wall.relay.warm(camera_source(node, camera)))
+        except NotFound:
+            result.refused[camera_id] = "no such camera"
+        except WallError as exc:
+            result.refused[camera_id] = str(exc)
+    return result

@@ -2,7 +2,7 @@
 // with the evidence snapshot and the actions acknowledge / dismiss with reason / escalate / jump.
 
 import { auth, call } from "./api.js";
-import { lang, t } from "./i18n.js";
+import { lang, ruleName, t } from "./i18n.js";
 
 const MAX_ITEMS = 200;
 const FINAL = new Set(["dismissed", "closed"]);
@@ -52,9 +52,8 @@ export class AlarmPanel {
   }
 
   title(data) {
-    const zh = pick(data, "title_zh", "title", "rule");
-    const en = pick(data, "title_en", "title", "rule");
-    return lang() === "zh" ? zh : en;
+    const own = lang() === "zh" ? pick(data, "title_zh", "title") : pick(data, "title_en", "title");
+    return own || ruleName(data.rule);
   }
 
   fill(item) {
@@ -65,6 +64,7 @@ export class AlarmPanel {
     const el = item.el;
     el.className = `alarm grade-${grade} state-${state}`;
     el.dataset.id = d.id;
+    el.dataset.camera = d.camera_id || "";
     const when = pick(d, "last_seen", "first_seen", "at");
     el.innerHTML = `
       <div class="alarm-head">
@@ -140,7 +140,9 @@ export class AlarmPanel {
     try {
       const result = await call(`/api/incidents/${encodeURIComponent(id)}/${action}`, { method: "POST", body: body ?? {} });
       const state = { ack: "acknowledged", dismiss: "dismissed", escalate: "escalated" }[action];
-      if (item) this.onIncident("", { ...(result && typeof result === "object" ? result : {}), id, state });
+      const data = result && typeof result === "object" && result.id === id ? result : {};
+      if (result && result.code) data.case_code = result.code; // escalate answers with the new case
+      if (item) this.onIncident("", { ...data, id, state });
     } catch (error) {
       this.wall.toast(`${t(action)}: ${error.message}`, true);
     }

@@ -38,10 +38,6 @@ class Wall {
       });
       document.querySelector(".layouts").append(button);
     }
-    document.querySelector(".lang-btn").addEventListener("click", () => {
-      toggleLang();
-      this.retranslate();
-    });
     document.querySelector(".logout-btn").addEventListener("click", () => this.logout());
     setInterval(() => this.tick(), 1000);
     setInterval(() => this.tiles.forEach((tile) => tile.boxes && tile.drawOverlay()), 250);
@@ -246,6 +242,14 @@ document.querySelector(".login-form").addEventListener("submit", async (event) =
     showLogin(error.status === 401 ? t("login_failed") : error.message);
   }
 });
+
+for (const button of document.querySelectorAll(".lang-btn")) {
+  button.addEventListener("click", () => {
+    toggleLang();
+    if (wall) wall.retranslate();
+    else applyTexts(document);
+  });
+}
 
 applyTexts(document);
 if (auth.token) {

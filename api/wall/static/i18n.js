@@ -72,6 +72,13 @@ const TEXTS = {
     save_failed: "保存失败",
     offline_copy: "服务器不可用，使用本机副本",
     lang: "English",
+    rule_intrusion: "区域入侵",
+    rule_crowd: "人员聚集",
+    rule_loitering: "人员徘徊",
+    rule_parking: "违规停车",
+    rule_camera: "摄像机故障",
+    rule_quality: "视频质量异常",
+    rule_sensor: "传感器告警",
   },
   en: {
     title: "Xueliang · Live wall",
@@ -144,6 +151,13 @@ const TEXTS = {
     save_failed: "Save failed",
     offline_copy: "Server unavailable: using this browser's copy",
     lang: "中文",
+    rule_intrusion: "Intrusion",
+    rule_crowd: "Crowd gathering",
+    rule_loitering: "Loitering",
+    rule_parking: "Illegal parking",
+    rule_camera: "Camera fault",
+    rule_quality: "Video quality",
+    rule_sensor: "Sensor alarm",
   },
 };
 
@@ -156,6 +170,13 @@ export function lang() {
 export function t(key, values = {}) {
   const text = TEXTS[current][key] ?? TEXTS.zh[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+// A rule name ("crowd", "quality.blur") in words: the rule, else its family, else as is.
+export function ruleName(rule) {
+  const family = String(rule || "").split(".")[0];
+  for (const key of [`rule_${rule}`, `rule_${family}`]) if (TEXTS[current][key]) return TEXTS[current][key];
+  return rule || "";
 }
 
 export function toggleLang() {

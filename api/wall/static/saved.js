@@ -3,6 +3,8 @@
 // under a key naming the user, so the list still opens while the gateway is unreachable.
 
 import { auth, call } from "./api.js";
+
+const WARM_AHEAD_S = 3; // the next step's cameras are started this long before they are shown
 import { t } from "./i18n.js";
 
 function storageKey() {
@@ -110,6 +112,7 @@ export class Tours {
     this.tour = null;
     this.page = 0;
     this.timer = 0;
+    this.warmTimer = 0;
     this.paused = false;
     this.status = root.querySelector(".tour-status");
     this.interval = root.querySelector(".tour-interval");
@@ -145,7 +148,20 @@ export class Tours {
     this.wall.setLayout(n, ids);
     this.render();
     clearTimeout(this.timer);
-    if (!this.paused) this.timer = setTimeout(() => this.next(), this.tour.interval_s * 1000);
+    clearTimeout(this.warmTimer);
+    if (this.paused) return;
+    this.timer = setTimeout(() => this.next(), this.tour.interval_s * 1000);
+    const ahead = Math.max(1, this.tour.interval_s - WARM_AHEAD_S) * 1000;
+    this.warmTimer = setTimeout(() => this.warmNext(), ahead);
+  }
+
+  // Start the next step's upstreams now, so their first picture is there when they are shown.
+  warmNext() {
+    if (!this.tour || this.pages() < 2) return;
+    const n = this.tour.layout;
+    const page = (this.page + 1) % this.pages();
+    const cameras = this.tour.cameras.slice(page * n, page * n + n);
+    call("/api/wall/warm", { method: "POST", body: { cameras } }).catch(() => {});
   }
 
   next() {
@@ -156,13 +172,16 @@ export class Tours {
   togglePause() {
     if (!this.tour) return;
     this.paused = !this.paused;
-    if (this.paused) clearTimeout(this.timer);
-    else this.show();
+    if (this.paused) {
+      clearTimeout(this.timer);
+      clearTimeout(this.warmTimer);
+    } else this.show();
     this.render();
   }
 
   stop() {
     clearTimeout(this.timer);
+    clearTimeout(this.warmTimer);
     this.tour = null;
     this.root.hidden = true;
   }

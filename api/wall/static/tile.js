@@ -188,10 +188,10 @@ export class Tile {
     this.generation++;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = 0;
+    whepStop(this.location); // first: the server ends the session before it sees the peer go
+    this.location = null;
     if (this.pc) this.pc.close();
     this.pc = null;
-    whepStop(this.location);
-    this.location = null;
     this.video.srcObject = null;
     this.clearOverlay();
   }

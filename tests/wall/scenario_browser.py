@@ -1,0 +1,249 @@
+"""The wall page in a real headless Chromium against the gateway and the camera simulator.
+
+An operator logs in, builds a 4-tile wall (click and drag from the camera tree), every tile plays
+(decoded frames counted by the browser, currentTime advancing), the detector's boxes for a camera
+with people are drawn over its tile, an incident raised during the test shows in the alarm panel
+and is acknowledged, a PTZ button reaches the simulated dome, the wall is saved on the server, a
+tour rotates cameras, and a technician is refused. Screenshots go to ``tests/.artifacts/``.
+
+Runs inside the test network namespace (``test_in_netns.py``): ICE needs a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.wall.conftest import ARTIFACTS, CAMERA_PASSWORD, MODEL, USER_PASSWORD, WallEnv
+from tests.wall.helpers import wait_until
+from xueliang.inference.anomaly import Anomaly, Evidence
+from xueliang.inference.detector import Detector
+from xueliang.inference.frames import Frame
+from xueliang.inference.settings import DetectorSettings
+
+pytestmark = pytest.mark.usefixtures("netns")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PEOPLE_CAMERA = "cam-0"  # vtest.avi: pedestrians; camera 0 is also a PTZ dome
+
+TILE_STATS = """() => [...document.querySelectorAll('.grid .tile')].map(tile => {
+  const v = tile.querySelector('video');
+  return {name: tile.querySelector('.name').textContent, frames: v.getVideoPlaybackQuality().totalVideoFrames,
+          time: v.currentTime, width: v.videoWidth, height: v.videoHeight};
+})"""
+OVERLAY_PIXELS = """(index) => {
+  const c = document.querySelectorAll('.grid .tile canvas')[index];
+  if (!c.width || !c.height) return 0;
+  const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+  return n;
+}"""
+
+
+async def snapshot(env: WallEnv, index: int) -> bytes:
+    camera = env.sim.cameras[index]
+    url = f"http://{camera.address}:{env.sim.http_port}/onvif/snapshot/1.jpg"
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("admin", CAMERA_PASSWORD), timeout=10) as client:
+        response = await client.get(url)
+        response.raise_for_status()
+        return response.content
+
+
+async def raise_crowd(env: WallEnv) -> None:
+    """Crowd anomalies at camera 1 (a square: 35 people grade orange) with its picture as evidence."""
+    jpeg = await snapshot(env, 1)
+    evidence = Evidence(jpeg=jpeg, width=768, height=576)
+    cases = env.gateway.node.cases
+    assert cases is not None
+    while True:
+        await cases.publish(Anomaly(camera_id="cam-1", rule="crowd", value=35, zone="square", evidence=evidence))
+        await asyncio.sleep(0.3)
+
+
+async def publish_detections(env: WallEnv, published: list[int]) -> None:
+    """The real detector on the simulated camera's pictures, published like the patrol would."""
+    async with Detector(DetectorSettings(model_path=MODEL)) as detector:
+        while True:
+            jpeg = await snapshot(env, 0)
+            image = await asyncio.to_thread(cv2.imdecode, np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            frame = Frame(PEOPLE_CAMERA, image, time.time(), source="snapshot")
+            found = await detector.detect(frame, classes=frozenset({"person"}), min_score=0.4)
+            boxes = [
+                {"x1": d.x1, "y1": d.y1, "x2": d.x2, "y2": d.y2, "label": d.label, "score": round(d.score, 3)}
+                for d in found
+            ]
+            height, width = image.shape[:2]
+            data = {"width": width, "height": height, "boxes": boxes, "ts": frame.captured_at}
+            env.gateway.node.live.publish("detections", PEOPLE_CAMERA, data)
+            published.append(len(boxes))
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def log_in(page: Page, url: str, username: str) -> None:
+    await page.goto(f"{url}/wall/")
+    await page.fill(".login-form input[name=username]", username)
+    await page.fill(".login-form input[name=password]", USER_PASSWORD)
+    await page.click(".login-btn")
+
+
+async def tile_stats(page: Page) -> list[dict[str, Any]]:
+    stats: list[dict[str, Any]] = await page.evaluate(TILE_STATS)
+    return stats
+
+
+async def test_operator_watches_a_four_tile_wall_with_overlays_alarms_and_ptz(env: WallEnv) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    published: list[int] = []
+    detections = asyncio.create_task(publish_detections(env, published))
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1600, "height": 900})
+            page.on("console", lambda msg: print(f"{time.monotonic():.2f} console:", msg.type, msg.text))
+            page.on(
+                "response",
+                lambda r: r.status >= 400 and print(f"{time.monotonic():.2f} HTTP", r.status, r.request.method, r.url),
+            )
+            await log_in(page, env.url, "op1")
+            await page.wait_for_selector(".tree .group.district", timeout=15000)
+            assert await page.locator(".brand").inner_text() == "雪亮工程 · 实时视频墙"
+
+            # A 4-tile wall: three cameras by click (search), one dragged from the tree.
+            await page.click(".layout-btn[data-layout='4']")
+            await page.fill(".tree-search", "cam-")
+            for camera in ("cam-0", "cam-1", "cam-2"):
+                await page.click(f".tree .cam[data-id='{camera}']")
+            await page.fill(".tree-search", "文治")
+            await page.drag_and_drop(".tree .cam[data-id='cam-3']", ".grid .tile[data-index='3']")
+            names = [s["name"] for s in await tile_stats(page)]
+            assert names == ["东城广场北口", "西城汽车站", "登科中学门口", "文治路口"]
+
+            async def all_playing(minimum: int) -> bool:
+                return all(s["frames"] >= minimum and s["width"] == 640 for s in await tile_stats(page))
+
+            deadline = time.monotonic() + 60
+            while not await all_playing(10):
+                assert time.monotonic() < deadline, f"tiles not playing: {await tile_stats(page)}"
+                await asyncio.sleep(0.2)
+            before = await tile_stats(page)
+            await asyncio.sleep(1.0)
+            after = await tile_stats(page)
+            for a, b in zip(before, after, strict=True):
+                assert b["frames"] > a["frames"] and b["time"] > a["time"], (a, b)
+            assert len(env.wall.relay.upstreams()) == 4
+
+            # Overlays: the detector found people, the browser drew their boxes over tile 0.
+            await wait_until(lambda: any(published), "the detector finds people in the footage")
+            deadline = time.monotonic() + 20
+            while await page.evaluate(OVERLAY_PIXELS, 0) == 0:
+                assert time.monotonic() < deadline, "no overlay pixels drawn on the people camera's tile"
+                await asyncio.sleep(0.1)
+            assert await page.evaluate(OVERLAY_PIXELS, 1) == 0  # no detections published for cam-1
+
+            # A real incident (crowd anomalies through the bus and the case service) arrives live,
+            # shows in the alarm panel coloured by grade with its evidence, and is acknowledged.
+            raised = asyncio.create_task(raise_crowd(env))
+            try:
+                alarm = page.locator(".alarm[data-camera='cam-1']")
+                await alarm.wait_for(timeout=20000)
+            finally:
+                raised.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await raised
+            assert "grade-orange" in (await alarm.get_attribute("class") or "")
+            assert await alarm.locator(".atitle").inner_text() == "人员聚集"
+            assert await alarm.locator(".acam").inner_text() == "西城汽车站"
+            await alarm.locator(".snapshot").wait_for(state="visible", timeout=10000)
+            incident_id = await alarm.get_attribute("data-id")
+            await alarm.locator("button.ack").click()
+            await page.locator(f".alarm.state-acknowledged[data-id='{incident_id}']").wait_for(timeout=10000)
+            assert env.gateway.node.cases is not None
+            incident = await env.gateway.node.cases.service.incident(str(incident_id))
+            assert incident.acknowledged_by == "op1"
+
+            # PTZ: hold "→" on the dome in tile 0, release; then a preset.
+            await page.click(".grid .tile[data-index='0']")
+            await page.locator(".ptz").wait_for(state="visible")
+            log = env.sim.cameras[0].ptz
+            assert log is not None
+            right = page.locator(".ptz-pad button[data-pan='1'][data-tilt='0']")
+            await right.hover()
+            await page.mouse.down()
+            await wait_until(lambda: any(c.operation == "ContinuousMove" for c in log.commands), "PTZ move at dome")
+            await page.mouse.up()
+            await wait_until(lambda: log.commands[-1].operation == "Stop", "PTZ stop on release")
+            move = next(c for c in log.commands if c.operation == "ContinuousMove")
+            assert move.pan is not None and move.pan > 0 and not move.tilt
+            await page.click(".ptz-presets button[data-token='2']")
+            await wait_until(lambda: log.commands[-1].operation == "GotoPreset", "PTZ preset")
+            assert log.commands[-1].preset_token == "2"
+
+            await page.screenshot(path=str(ARTIFACTS / "wall.png"))
+
+            # The wall is saved on the gateway for this operator.
+            await page.fill(".saved-name", "早班")
+            await page.click(".saved-save")
+            await page.locator(".toast", has_text="已保存").wait_for(timeout=10000)
+            saved = await env.wall.saved.load("op1")
+            assert [w.name for w in saved.walls] == ["早班"]
+            assert saved.walls[0].cameras == ["cam-0", "cam-1", "cam-2", "cam-3"]
+
+            # A tour of two cameras, one at a time, every 5 s: the single tile moves on by itself, and
+            # the next camera is warmed up before its turn (its upstream runs with no viewer yet).
+            env.wall.settings.grace_s = 6.0
+            await page.evaluate(
+                "() => xlWall().tours.start({name: 'T', cameras: ['cam-2', 'cam-3'], layout: 1, interval_s: 5})"
+            )
+            await page.locator(".grid .tile .name", has_text="登科中学门口").wait_for(timeout=10000)
+
+            def warmed() -> bool:
+                upstream = env.wall.relay.upstream("cam-3")
+                return upstream is not None and not upstream.viewers and len(upstream.gop) > 0
+
+            await wait_until(warmed, "cam-3 warmed up (streaming, keyframe cached, no viewer) before its turn")
+            await page.locator(".grid .tile .name", has_text="文治路口").wait_for(timeout=15000)
+            deadline = time.monotonic() + 20
+            while (await tile_stats(page))[0]["frames"] < 3:
+                assert time.monotonic() < deadline, f"the toured camera does not play: {await tile_stats(page)}"
+                await asyncio.sleep(0.1)
+            await page.click(".tour-stop")
+            assert await page.locator(".tour-bar").is_hidden()
+            await page.click(".lang-btn >> visible=true")
+            assert await page.locator(".brand").inner_text() == "Xueliang · Live wall"
+            await page.screenshot(path=str(ARTIFACTS / "wall-tour-en.png"))
+
+            # A technician may log in to the gateway, but not watch the wall.
+            other = await (await browser.new_context()).new_page()
+            await log_in(other, env.url, "tech1")
+            await other.locator(".login-error", has_text="值班员").wait_for(timeout=10000)
+    finally:
+        detections.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await detections
