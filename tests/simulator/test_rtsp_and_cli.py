@@ -56,9 +56,14 @@ def test_cli_is_ready_and_answers(cli: SimulatorProcess) -> None:
     assert response.status_code == 200 and b"UTCDateTime" in response.content
 
 
-def test_cli_stops_cleanly_on_sigterm() -> None:
-    process = SimulatorProcess("--count", "2", "--rtsp-count", "0")
-    assert process.stop() == 0
+def test_cli_on_uvloop_answers_and_stops_cleanly_on_sigterm() -> None:
+    process = SimulatorProcess("--count", "2", "--rtsp-count", "0", "--uvloop", "--password", PASSWORD)
+    try:
+        url = f"http://127.1.0.2:{process.info['http_port']}/onvif/snapshot/1.jpg"
+        response = httpx.get(url, auth=httpx.DigestAuth("admin", PASSWORD), trust_env=False, timeout=10)
+        assert response.status_code == 200 and response.content.startswith(b"\xff\xd8")
+    finally:
+        assert process.stop() == 0
 
 
 def test_opencv_decodes_frames_over_tcp(cli: SimulatorProcess) -> None:

@@ -17,6 +17,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Awaitable
+from typing import cast
 
 import httptools
 
@@ -73,7 +74,7 @@ class HttpConnection(asyncio.Protocol):
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         self._transport = transport
         sockname = transport.get_extra_info("sockname")
         peername = transport.get_extra_info("peername")

@@ -69,7 +69,7 @@ class Router:
     def _route(self, camera: SimCamera, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         path = request.path
         if path == SNAPSHOT_PATH:
-            if request.method not in ("GET", "HEAD"):
+            if request.method != "GET":
                 return HttpResponse(405, b"use GET for snapshots", headers=[("Allow", "GET")])
             return self._snapshot(camera, request)
         if path.startswith("/onvif/"):

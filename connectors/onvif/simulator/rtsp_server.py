@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import cast
 
 from xueliang.connectors.onvif.simulator.fleet import Fleet
 from xueliang.connectors.onvif.simulator.h264 import H264Clip
@@ -103,7 +104,7 @@ class RtspConnection(asyncio.Protocol):
         self.setups: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         self.transport = transport
         self.local = transport.get_extra_info("sockname")[0]
         self.peer = transport.get_extra_info("peername")[0]
