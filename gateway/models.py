@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xueliang.inference.zones import Zone
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -69,6 +71,8 @@ class PatrolPolicy(BaseModel):
     interval_s: float | None = Field(None, gt=0, description="Override of the interval the priority gives")
     watch: bool = Field(False, description="Continuous motion-gated stream instead of patrol snapshots")
     enabled: bool = Field(True, description="Patrol this camera at all")
+    classes: list[str] | None = Field(None, description="Detector classes to look for here; None: the default")
+    min_score: float | None = Field(None, ge=0, le=1, description="Detection score threshold; None: the default")
 
 
 class CameraRecord(BaseModel):
@@ -99,6 +103,7 @@ class CameraRecord(BaseModel):
     location: Location = Field(default_factory=Location)
     category: str = Field("", description="road, square, station, school, community, ...")
     policy: PatrolPolicy = Field(default_factory=PatrolPolicy)
+    zones: list[Zone] = Field(default_factory=list, description="Zones and their rules, normalised coordinates")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

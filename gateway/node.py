@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 Service = Callable[[], Coroutine[Any, Any, None]]
 METRICS_PERIOD_S = 5.0
+RESTART_PAUSE_S = 1.0
+MAX_RESTART_PAUSE_S = 60.0
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Node:
     cases: CaseWork | None = None  # the case side, once wired (gateway/wiring.py)
     services: dict[str, Service] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarts: dict[str, int] = field(default_factory=dict)  # service name -> times restarted after a failure
 
     def add_service(self, name: str, service: Service) -> None:
         """Register a long-running coroutine; it runs until the node stops."""
@@ -60,17 +64,39 @@ class Node:
         )
 
     async def run_services(self) -> None:
-        """Run every registered service until cancelled; one failing service stops the node."""
+        """Run every registered service until cancelled. A service that fails is logged with its
+        traceback and restarted after a growing pause: one broken part never stops the others."""
         async with asyncio.TaskGroup() as group:
             for name, service in self.services.items():
-                group.create_task(service(), name=name)
+                group.create_task(self._supervise(name, service), name=name)
             self.ready.set()
-            group.create_task(self._sample_metrics(), name="metrics")
+            group.create_task(self._supervise("metrics", self._sample_metrics), name="metrics")
+
+    async def _supervise(self, name: str, service: Service) -> None:
+        pause = RESTART_PAUSE_S
+        while True:
+            started = time.monotonic()
+            try:
+                await service()
+                log.info("service %s finished", name, extra={"node": self.name})
+                return
+            except Exception:  # the supervisor's job: any failure of a service is logged and restarted
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                if time.monotonic() - started > MAX_RESTART_PAUSE_S:
+                    pause = RESTART_PAUSE_S
+                log.exception("service %s failed; restarting it in %.0f s", name, pause, extra={"node": self.name})
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, MAX_RESTART_PAUSE_S)
 
     async def _sample_metrics(self) -> None:
+        self.metrics.add_sampler("services", self._service_stats)
         while True:
             await self.metrics.sample()
             await asyncio.sleep(METRICS_PERIOD_S)
+
+
+    async def _service_stats(self) -> dict[str, float]:
+        return {f"restarts_{name}": float(count) for name, count in self.restarts.items()}
 
 
 async def ensure_admin(node: Node) -> tuple[str, str] | None:

@@ -38,6 +38,8 @@ from xueliang.connectors.onvif.settings import OnvifSettings
 from xueliang.events.settings import EventsSettings
 from xueliang.gateway.cameras.settings import CameraSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem
+from xueliang.inference.patrol.settings import AnalyticsSettings
+from xueliang.inference.settings import DetectorSettings, SourceSettings
 
 ENV_PREFIX = "XUELIANG_"
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "please-change", "xxx"})
@@ -127,7 +129,6 @@ class DemoSettings(Section):
     enabled: bool = Field(False, description="Start the camera simulator and reference intake and provision them")
     cameras: int = Field(36, ge=1, le=50_000, description="Simulated cameras, spread over two districts")
     video: Path = Field(Path("../shared/data/vtest.avi"), description="Footage the simulated cameras show")
-    model: Path = Field(Path("../shared/models/yolox_nano.onnx"), description="Detector used for the demo patrol")
 
 
 class Settings(BaseSettings):
@@ -153,6 +154,16 @@ class Settings(BaseSettings):
         default_factory=CameraSettings, description="Camera provisioning, bulk import, network guard, health sweep"
     )
     onvif: OnvifSettings = Field(default_factory=OnvifSettings, description="The ONVIF device client")
+    detector: DetectorSettings = Field(
+        default_factory=DetectorSettings, description="The ONNX detector: model, execution providers, batching"
+    )
+    sources: SourceSettings = Field(
+        default_factory=SourceSettings, description="Frame sources: ONVIF snapshots, RTSP streams, files"
+    )
+    analytics: AnalyticsSettings = Field(
+        default_factory=AnalyticsSettings,
+        description="Patrol scheduler, workers, watch mode, quality diagnosis and rules",
+    )
     events: EventsSettings = Field(
         default_factory=EventsSettings, description="Incidents, grading, cases and delivery to the intake"
     )

@@ -11,9 +11,11 @@ from xueliang.api.routes import cameras as camera_routes
 from xueliang.api.routes import cases as case_routes
 from xueliang.api.routes import incidents as incident_routes
 from xueliang.api.routes import public as public_routes
+from xueliang.api.routes import zones as zone_routes
 from xueliang.gateway.cameras.runtime import attach_cameras
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.node import Node
+from xueliang.gateway.patrol import Patrol
 
 
 async def assemble(node: Node, app: FastAPI) -> None:
@@ -23,8 +25,12 @@ async def assemble(node: Node, app: FastAPI) -> None:
     node.cases = CaseWork(node, node.settings.events)
     await node.cases.start()
     node.add_service("cases", node.cases.run)
-    for module in (incident_routes, case_routes, public_routes):
+    for module in (incident_routes, case_routes, public_routes, zone_routes):
         app.include_router(module.router)
+    settings = node.settings
+    patrol = app.state.patrol = Patrol(node, node.cases, settings.detector, settings.sources, settings.analytics)
+    await patrol.start()
+    node.add_service("patrol", patrol.run)
     if node.settings.demo.enabled:
         from xueliang.gateway.demo import Demo  # the simulator is loaded only for the demo
 

@@ -1,0 +1,274 @@
+"""The patrol inside a node: the scheduler reads the registry and queues visits, the workers grab
+frames (ONVIF snapshots, RTSP for watch mode), check quality, detect and apply the rules, and put
+anomalies on the bus for the case side; detections also go to the live feed for the wall overlays.
+
+Credentials never travel in job payloads: the scheduler's targets carry none, and the source
+factory decrypts the camera's password from this node's registry cache when it opens a source.
+When the configured model file is missing the patrol says which model it needs and where to set
+it, and runs with the video quality checks only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from xueliang.gateway.casework import CaseWork
+from xueliang.gateway.errors import GatewayError, StoreError
+from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
+from xueliang.gateway.node import Node
+from xueliang.gateway.stores.base import Job
+from xueliang.inference.anomaly import Anomaly
+from xueliang.inference.detector import Detector
+from xueliang.inference.errors import InferenceError
+from xueliang.inference.frames import Detection, Frame
+from xueliang.inference.patrol.models import PatrolJob, PatrolTarget
+from xueliang.inference.patrol.scheduler import PatrolScheduler, TargetsUnavailable
+from xueliang.inference.patrol.settings import AnalyticsSettings
+from xueliang.inference.patrol.watch import WatchManager
+from xueliang.inference.pipeline import PatrolPipeline, SinkError
+from xueliang.inference.settings import DetectorSettings, SourceSettings
+from xueliang.inference.sources.base import FrameSource
+from xueliang.inference.sources.rtsp import RtspSource
+from xueliang.inference.sources.snapshot import SnapshotClient
+
+log = logging.getLogger(__name__)
+
+PATROLLED = frozenset({CameraStatus.ONLINE, CameraStatus.DEGRADED, CameraStatus.OFFLINE})
+PAGE = 5_000
+
+
+class QualityOnly:
+    """Stands in for the detector when no model is configured: no detections, quality checks run."""
+
+    async def detect(
+        self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
+    ) -> list[Detection]:
+        del frame, classes, min_score
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    username: str
+    password: str
+
+
+class LiveDetector:
+    """Wraps the detector: every result is also published to the live feed (wall overlays)."""
+
+    def __init__(self, inner: Detector | QualityOnly, node: Node) -> None:
+        self.inner = inner
+        self.node = node
+
+    async def detect(
+        self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
+    ) -> list[Detection]:
+        detections = await self.inner.detect(frame, classes=classes, min_score=min_score)
+        height, width = frame.image.shape[:2]
+        boxes = [
+            {"x1": d.x1, "y1": d.y1, "x2": d.x2, "y2": d.y2, "label": d.label, "score": round(d.score, 3)}
+            for d in detections
+        ]
+        data = {"width": width, "height": height, "boxes": boxes, "ts": frame.captured_at}
+        self.node.live.publish("detections", frame.camera_id, data)
+        return detections
+
+
+def with_credentials(url: str, login: Login | None) -> str:
+    """An RTSP URL carrying the camera's credentials (how RTSP clients take them)."""
+    if login is None or not login.username:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{quote(login.username, safe='')}:{quote(login.password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def target_for(camera: CameraRecord) -> PatrolTarget:
+    profile = next((p for p in camera.profiles if p.token == camera.analysis_profile), None)
+    return PatrolTarget(
+        camera_id=camera.id,
+        priority=camera.policy.priority,
+        category=camera.category,
+        interval_s=camera.policy.interval_s,
+        enabled=camera.policy.enabled and camera.status in PATROLLED,
+        watch=camera.policy.watch,
+        snapshot_url=profile.snapshot_uri if profile else "",
+        stream_url=profile.stream_uri if profile else "",
+        profile=camera.analysis_profile,
+        classes=tuple(camera.policy.classes) if camera.policy.classes is not None else None,
+        min_score=camera.policy.min_score,
+        zones=tuple(camera.zones),
+    )
+
+
+class Patrol:
+    """Owns the detector, scheduler, workers and watch sessions of one node."""
+
+    def __init__(
+        self,
+        node: Node,
+        cases: CaseWork,
+        detector: DetectorSettings,
+        sources: SourceSettings,
+        analytics: AnalyticsSettings,
+    ) -> None:
+        self.node = node
+        self.cases = cases
+        self.detector_settings = detector
+        self.source_settings = sources
+        self.analytics = analytics
+        self.detector: Detector | QualityOnly = QualityOnly()
+        self.snapshots: SnapshotClient | None = None
+        self._logins: dict[str, Login] = {}
+        self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
+        self.scheduler = PatrolScheduler(node.stores.jobs, self.targets, analytics.scheduler)
+        live = LiveDetector(self.detector, node)
+        self.pipeline: PatrolPipeline[Job] = PatrolPipeline(
+            node.stores.jobs,
+            self.source_for_job,
+            live,
+            self.sink,
+            analytics.pipeline,
+            quality=analytics.quality,
+            rules=analytics.rules,
+            consumer=node.name,
+        )
+        self._live = live
+        self.watch = WatchManager(
+            self.source_for_target,
+            live,
+            self.sink,
+            executor=self._executor,
+            settings=analytics.watch,
+            rules=analytics.rules,
+        )
+
+    async def start(self) -> None:
+        model = self.detector_settings.model_path
+        if model.is_file():
+            detector = Detector(self.detector_settings)
+            await detector.start()
+            self.detector = detector
+            size = detector.engine.adapter.input_size
+            log.info("patrol: detector %s ready (input %sx%s)", model, *size)
+        else:
+            size = None
+            log.warning(
+                "patrol: no detector model at %s: running the video quality checks only. Put the model there "
+                "(e.g. yolox_nano.onnx from the YOLOX release) or set detector.model_path / "
+                "XUELIANG_DETECTOR__MODEL_PATH",
+                model,
+            )
+        self._live.inner = self.detector
+        self.snapshots = SnapshotClient(self.source_settings, target_size=size)
+        self.node.metrics.add_sampler("patrol", self._sample)
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.scheduler.run(), name="patrol-scheduler")
+                group.create_task(self.pipeline.run(), name="patrol-workers")
+                group.create_task(self.watch.run(), name="watch-sessions")
+                group.create_task(self._follow_watch(), name="watch-follow")
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if isinstance(self.detector, Detector):
+            await self.detector.stop()
+        if self.snapshots is not None:
+            await self.snapshots.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def targets(self) -> list[PatrolTarget]:
+        """Every camera as a patrol target (credentials kept aside, decrypted, in this node only)."""
+        cameras: list[CameraRecord] = []
+        try:
+            while True:
+                page = await self.node.stores.cameras.list(CameraQuery(limit=PAGE, offset=len(cameras)))
+                cameras += page
+                if len(page) < PAGE:
+                    break
+                await asyncio.sleep(0)
+        except StoreError as exc:
+            raise TargetsUnavailable(f"camera registry unreadable: {exc}") from exc
+        logins = {}
+        for camera in cameras:
+            try:
+                logins[camera.id] = Login(camera.username, self.node.cipher.decrypt(camera.password_enc))
+            except GatewayError as exc:
+                log.warning("camera %s: %s", camera.id, exc, extra={"camera_id": camera.id})
+        self._logins = logins
+        return [target_for(camera) for camera in cameras]
+
+    def _login(self, camera_id: str) -> Login | None:
+        return self._logins.get(camera_id)
+
+    def source_for_job(self, job: PatrolJob) -> FrameSource:
+        login = self._login(job.camera_id)
+        if job.snapshot_url and self.snapshots is not None:
+            return self.snapshots.source(
+                job.camera_id,
+                job.snapshot_url,
+                username=login.username if login else None,
+                password=login.password if login else None,
+            )
+        if job.stream_url:
+            return RtspSource(job.camera_id, with_credentials(job.stream_url, login), self.source_settings)
+        raise InferenceError(f"camera {job.camera_id} has neither a snapshot nor a stream URI: re-probe it")
+
+    def source_for_target(self, target: PatrolTarget) -> FrameSource:
+        login = self._login(target.camera_id)
+        url = with_credentials(target.stream_url, login)
+        return RtspSource(target.camera_id, url, self.source_settings, max_fps=self.analytics.watch.fps)
+
+    async def sink(self, anomaly: Anomaly) -> None:
+        try:
+            await self.cases.publish(anomaly)
+        except StoreError as exc:
+            raise SinkError(f"camera {anomaly.camera_id}: the bus refused the anomaly: {exc}") from exc
+
+    async def _follow_watch(self) -> None:
+        refresh = self.analytics.scheduler.refresh_s
+        await asyncio.sleep(0.5)  # let the watch manager's group start
+        while True:
+            try:
+                self.watch.update(await self.targets())
+            except TargetsUnavailable as exc:
+                log.warning("watch mode: %s; keeping the current sessions", exc)
+            await asyncio.sleep(refresh)
+
+    async def _sample(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        sched = self.scheduler.stats()
+        for key in ("cameras", "pending", "enqueued", "refused", "coalesced", "lag_s"):
+            values[f"scheduler_{key}"] = float(getattr(sched, key))
+        pipe = self.pipeline.stats()
+        for key in ("frames", "anomalies", "frames_per_s", "latency_p50_ms", "latency_p99_ms", "wait_p99_s", "busy"):
+            values[f"pipeline_{key}"] = float(getattr(pipe, key))
+        for kind, count in pipe.failures.items():
+            values[f"pipeline_failures_{kind}"] = float(count)
+        if isinstance(self.detector, Detector):
+            det = self.detector.stats()
+            values |= {
+                "detector_frames": det.frames,
+                "detector_batches": det.batches,
+                "detector_drops": det.drops,
+                "detector_queue_depth": det.queue_depth,
+                "detector_inference_p50_ms": det.inference_ms.p50,
+                "detector_inference_p99_ms": det.inference_ms.p99,
+            }
+            for size, count in det.batch_sizes.items():
+                values[f"detector_batch_size_{size}"] = float(count)
+        jobs = await self.node.stores.jobs.stats()
+        values |= {"jobs_depth": jobs.depth, "jobs_in_flight": jobs.in_flight, "jobs_refused": jobs.refused}
+        values["time"] = time.time()
+        return values
