@@ -11,13 +11,14 @@ Secrets (``security.*``) are refused while they hold a placeholder, unless ``env
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import importlib.resources
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -280,10 +281,18 @@ def load_settings(
     """Load and validate; raises ``ConfigError`` listing every problem with its key path."""
     raw, source = raw_settings(user_file, environ)
     raw = _merge(raw, overrides)
-    token = _VALIDATING_FOR.set(str(raw.get("environment", Environment.PRODUCTION)))
+    with validating_for(str(raw.get("environment", Environment.PRODUCTION))):
+        try:
+            return Settings.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(source, problems_from(exc)) from None
+
+
+@contextlib.contextmanager
+def validating_for(environment: str) -> Iterator[None]:
+    """Validate settings built inside this block for ``environment`` (placeholder secrets)."""
+    token = _VALIDATING_FOR.set(environment)
     try:
-        return Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(source, problems_from(exc)) from None
+        yield
     finally:
         _VALIDATING_FOR.reset(token)
