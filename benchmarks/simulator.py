@@ -5,6 +5,8 @@ The simulator runs as its own process (the CLI), the load comes from this proces
 the simulator needs per request even on a busy machine. Prints one JSON line.
 
     .venv/bin/python benchmarks/simulator.py [--count 31000] [--seconds 10] [--uvloop]
+
+(--uvloop runs the simulator on uvloop, its CLI default when installed; without it, plain asyncio.)
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def start(count: int, uvloop: bool, extra: list[str]) -> tuple[SimulatorProcess,
     """Start the CLI; return it and the wall time to ready (process start, imports and listeners)."""
     t0 = time.monotonic()
     args = ["--count", str(count), "--password", PASSWORD, "--rtsp-count", "4", *extra]
-    process = SimulatorProcess(*args, *(["--uvloop"] if uvloop else []))
+    process = SimulatorProcess(*args, "--loop", "uvloop" if uvloop else "asyncio")
     return process, time.monotonic() - t0
 
 

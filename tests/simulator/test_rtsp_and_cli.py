@@ -56,8 +56,9 @@ def test_cli_is_ready_and_answers(cli: SimulatorProcess) -> None:
     assert response.status_code == 200 and b"UTCDateTime" in response.content
 
 
-def test_cli_on_uvloop_answers_and_stops_cleanly_on_sigterm() -> None:
-    process = SimulatorProcess("--count", "2", "--rtsp-count", "0", "--uvloop", "--password", PASSWORD)
+def test_cli_on_plain_asyncio_answers_and_stops_cleanly_on_sigterm() -> None:
+    """The module's process runs on uvloop (the default); this one on the standard loop."""
+    process = SimulatorProcess("--count", "2", "--rtsp-count", "0", "--loop", "asyncio", "--password", PASSWORD)
     try:
         url = f"http://127.1.0.2:{process.info['http_port']}/onvif/snapshot/1.jpg"
         response = httpx.get(url, auth=httpx.DigestAuth("admin", PASSWORD), trust_env=False, timeout=10)
@@ -158,3 +159,38 @@ async def test_rtp_carries_marker_fu_a_rtcp_and_the_wallclock_sei(cli: Simulator
     finally:
         await client.close()
     assert struct.calcsize("!BBHII") == 12  # RTP fixed header, as parsed above
+
+
+async def test_rtsp_honours_faults_set_through_the_control_api(cli: SimulatorProcess) -> None:
+    control = f"http://127.0.0.1:{cli.info['http_port']}/_sim/cameras/127.1.7.1/faults"
+    host, port = "127.1.7.1", cli.info["rtsp_port"]
+    url = f"rtsp://{host}:{port}/Streaming/Channels/101"
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        try:
+            assert (await http.patch(control, json={"wrong_password": True})).status_code == 200
+            client = await RawRtspClient.connect(host, port, "admin", PASSWORD)
+            try:
+                assert (await client.request("DESCRIBE", url)).status == 401
+            finally:
+                await client.close()
+            await http.patch(control, json={"wrong_password": False, "timeout": True})
+            client = await RawRtspClient.connect(host, port, "admin", PASSWORD)
+            try:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(client.request("OPTIONS", url), 0.5)
+            finally:
+                await client.close()
+            await http.patch(control, json={"timeout": False, "offline": True})
+            with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+                client = await RawRtspClient.connect(host, port, "admin", PASSWORD)
+                try:
+                    await client.request("OPTIONS", url)
+                finally:
+                    await client.close()
+        finally:
+            await http.delete(control)
+        client = await RawRtspClient.connect(host, port, "admin", PASSWORD)
+        try:
+            assert (await client.request("DESCRIBE", url)).status == 200
+        finally:
+            await client.close()
