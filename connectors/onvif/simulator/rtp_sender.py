@@ -14,7 +14,7 @@ import logging
 import random
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from xueliang.connectors.onvif.simulator.frames import CAMERA_FRAME_STRIDE
 from xueliang.connectors.onvif.simulator.h264 import H264Clip, wallclock_sei
@@ -55,7 +55,6 @@ class RtpCounters:
     octets: int = 0
     frames: int = 0
     frames_dropped: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def start_index(clip: H264Clip, camera_index: int, now: float) -> int:
