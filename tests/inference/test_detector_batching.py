@@ -124,3 +124,20 @@ async def test_real_model_serves_cameras_back_to_back(models_dir: Path, vtest_fr
     assert sum(len(r) for r in results) >= 15
     assert stats.batch_sizes == {1: 12}  # 6 async + 6 sync, each alone
     assert stats.drops == 0 and stats.queue_depth == 0
+
+
+async def test_each_camera_keeps_its_own_class_filter_and_threshold(
+    models_dir: Path, vtest_frame: Callable[[int], Image]
+) -> None:
+    image = vtest_frame(100)
+    async with Detector(DetectorSettings(model_path=models_dir / "yolox_nano.onnx")) as detector:
+        people, vehicles, strict, default = await asyncio.gather(
+            detector.detect(Frame("path", image, 0.0), classes=frozenset({"person"}), min_score=0.5),
+            detector.detect(Frame("car-park", image, 0.0), classes=frozenset({"car", "truck"}), min_score=0.5),
+            detector.detect(Frame("gate", image, 0.0), min_score=0.75),
+            detector.detect(Frame("yard", image, 0.0)),  # settings: all classes, 0.35
+        )
+    assert len(people) >= 6 and {d.label for d in people} == {"person"}
+    assert vehicles and {d.label for d in vehicles} <= {"car", "truck"}
+    assert strict and all(d.score >= 0.75 for d in strict) and len(strict) < len(default)
+    assert {d.label for d in default} >= {"person", "car"} and min(d.score for d in default) >= 0.35
