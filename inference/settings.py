@@ -38,11 +38,11 @@ class DetectorSettings(BaseModel):
         "those not available in this onnxruntime build are skipped (CPU is the last resort)",
     )
     sessions: int = Field(
-        2,
+        1,
         ge=1,
         le=16,
-        description="onnxruntime sessions run in parallel, one executor thread each; one per core "
-        "(on 2 cores, 2 sessions x 1 intra-op thread beat 1 x 2: see benchmarks/pipeline.py)",
+        description="onnxruntime sessions run in parallel, one executor thread each "
+        "(on 2 cores: 2 sessions x 1 intra-op thread beats 1 x 2, see benchmarks/pipeline.py)",
     )
     intra_op_num_threads: int = Field(1, ge=1, le=64, description="threads one session uses inside an operator")
     inter_op_num_threads: int = Field(
