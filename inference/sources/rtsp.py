@@ -125,9 +125,11 @@ class RtspSource:
     async def latest(self, within: float | None = None) -> Frame:
         """The newest frame not yet returned; waits up to ``within`` s (default open + read timeouts).
 
-        Raises SourceTimeout when none arrives in time (the message says what the stream is doing)
-        and SourceUnavailable when the source is stopped.
+        Starts the reader on first use. Raises SourceTimeout when none arrives in time (the message
+        says what the stream is doing) and SourceUnavailable when the source is stopped.
         """
+        if self.state is SourceState.NEW:
+            await self.start()  # a one-shot grab (patrol): read() then close(), no explicit start
         default = self.settings.rtsp_open_timeout_s + self.settings.rtsp_read_timeout_s
         limit = within if within is not None else default
         deadline = time.monotonic() + limit
@@ -138,7 +140,7 @@ class RtspSource:
                     self._returned_seq = frame.seq
                     self._unread = False
                     return frame
-            if self.state in (SourceState.STOPPED, SourceState.NEW):
+            if self.state is SourceState.STOPPED:
                 raise SourceUnavailable(f"camera {self._camera_id}: RTSP source {self._shown} is {self.state.value}")
             self._arrived.clear()
             with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal
@@ -31,6 +32,8 @@ from xueliang.inference.sources.base import SourceCounters, SourceState, SourceS
 from xueliang.inference.sources.jpeg import decode_jpeg
 
 log = logging.getLogger(__name__)
+
+SOURCE_CACHE = 65_536  # cameras whose snapshot source (and digest challenge) a client keeps, LRU
 
 
 def redact(url: str) -> str:
@@ -60,6 +63,7 @@ class SnapshotClient:
             trust_env=False,  # a proxy from the environment must not sit between the node and its cameras
         )
         self._decoders = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="jpeg")
+        self._sources: OrderedDict[tuple[str, str, str | None, str | None, str], SnapshotSource] = OrderedDict()
         self._closed = False
 
     def source(
@@ -71,8 +75,22 @@ class SnapshotClient:
         password: str | None = None,
         auth: Literal["digest", "basic"] = "digest",
     ) -> SnapshotSource:
-        """A :class:`SnapshotSource` for one camera, sharing this client's pool and decoders."""
-        return SnapshotSource(self, camera_id, url, username=username, password=password, auth=auth)
+        """A :class:`SnapshotSource` for one camera, sharing this client's pool and decoders.
+
+        Asking again with the same camera, URL and credentials returns the same source (an LRU of
+        ``SOURCE_CACHE`` entries), so a patrol that builds a source per visit still reuses the
+        camera's digest challenge: one round trip per snapshot instead of two.
+        """
+        key = (camera_id, url, username, password, auth)
+        found = self._sources.get(key)
+        if found is not None:
+            self._sources.move_to_end(key)
+            return found
+        source = SnapshotSource(self, camera_id, url, username=username, password=password, auth=auth)
+        self._sources[key] = source
+        if len(self._sources) > SOURCE_CACHE:
+            self._sources.popitem(last=False)
+        return source
 
     def stats(self) -> SourceStats:
         """Counters across every camera of this client."""

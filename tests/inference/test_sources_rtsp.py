@@ -98,6 +98,16 @@ async def test_reconnects_with_backoff_when_the_server_comes_back(vtest_path: Pa
     assert source.state is SourceState.STOPPED
 
 
+async def test_a_one_shot_grab_needs_no_start(simulator: CameraSimulator) -> None:
+    """Patrol takes one frame: read() opens the stream, close() ends the reader."""
+    source = RtspSource("sim-4", stream_url(simulator, index=1), FAST)
+    frame = await source.read()
+    await source.close()
+    assert frame.image.shape == (576, 768, 3) and frame.seq >= 1
+    assert source.state is SourceState.STOPPED
+    assert source._thread is not None and not source._thread.is_alive()
+
+
 async def test_wrong_password_times_out_with_the_reason(simulator: CameraSimulator) -> None:
     source = RtspSource("sim-2", stream_url(simulator, password="not-it"), FAST)
     async with source:

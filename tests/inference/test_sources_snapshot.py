@@ -113,14 +113,20 @@ async def test_snapshot_decodes_at_reduced_scale_and_keeps_the_jpeg(camera: Came
         assert isinstance(source, FrameSource)
         frame = await source.read()
         again = await source.read()
+        # a source asked for again per visit is the same one: its digest challenge is reused
+        same = client.source("gate-1", camera.base + "/snap.jpg", username=USER, password=PASSWORD)
+        assert same is source
+        await same.read()
+        other = client.source("gate-1", camera.base + "/snap.jpg", username=USER, password="changed")
+        assert other is not source
     assert frame.image.shape == (270, 480, 3)  # 1/4: the largest DCT scale still >= the 416 letterbox
     assert frame.scale == 0.25
     assert frame.jpeg == camera.jpeg
     assert (frame.camera_id, frame.source, frame.seq, again.seq) == ("gate-1", "snapshot", 1, 2)
     # digest: challenge once, then the kept challenge makes each snapshot one round trip
-    assert camera.requests == ["/snap.jpg"] * 3
+    assert camera.requests == ["/snap.jpg"] * 4
     stats = source.stats()
-    assert (stats.frames, stats.corrupt, stats.errors, stats.bytes) == (2, 0, 0, 2 * len(camera.jpeg))
+    assert (stats.frames, stats.corrupt, stats.errors, stats.bytes) == (3, 0, 0, 3 * len(camera.jpeg))
     # the reduced picture is still good enough for the detector
     detector = Detector(DetectorSettings(model_path=models_dir / "yolox_nano.onnx"))
     [people] = detector.detect_sync([frame], classes=frozenset({"person"}), min_score=0.5)
