@@ -38,7 +38,7 @@ class DetectorSettings(BaseModel):
         "those not available in this onnxruntime build are skipped (CPU is the last resort)",
     )
     sessions: int = Field(
-        1,
+        2,
         ge=1,
         le=16,
         description="onnxruntime sessions run in parallel, one executor thread each "
