@@ -15,7 +15,7 @@ from pathlib import Path, PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from xueliang.api.deps import Staff, Technician
 from xueliang.gateway.cameras.errors import CameraAddressError, ImportFileError, ImportQueueFull
@@ -24,7 +24,7 @@ from xueliang.gateway.cameras.importer import parse_camera_file
 from xueliang.gateway.cameras.jobs import ImportJob, JobState
 from xueliang.gateway.cameras.models import CameraChanges, CameraSpec
 from xueliang.gateway.cameras.runtime import CameraRuntime
-from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, Location, PatrolPolicy, StreamProfile
+from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
@@ -42,41 +42,16 @@ def get_cameras(request: Request) -> CameraRuntime:
 CamerasDep = Annotated[CameraRuntime, Depends(get_cameras)]
 
 
-class CameraPublic(BaseModel):
-    """A camera as the API shows it: everything but the (encrypted) password."""
+class CameraPublic(CameraRecord):
+    """A camera as the API shows it: every registry field but the (encrypted) password."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    name: str
-    host: str
-    port: int
-    username: str
-    has_password: bool = Field(description="A password is on record (it is never returned)")
-    manufacturer: str
-    model: str
-    firmware: str
-    serial: str
-    hardware_id: str
-    profiles: list[StreamProfile]
-    analysis_profile: str
-    live_profile: str
-    ptz: bool
-    ptz_presets: dict[str, str]
-    status: CameraStatus
-    last_seen: datetime | None
-    last_error: str
-    clock_offset_s: float
-    location: Location
-    category: str
-    policy: PatrolPolicy
-    created_at: datetime
-    updated_at: datetime
+    password_enc: str = Field("", exclude=True, description="Never returned")
+    has_password: bool = Field(False, description="A password is on record (it is never returned)")
 
 
 def public(record: CameraRecord) -> CameraPublic:
     values = record.model_dump(exclude={"password_enc"})
-    return CameraPublic(**values, has_password=bool(record.password_enc))
+    return CameraPublic.model_validate({**values, "has_password": bool(record.password_enc)})
 
 
 class CameraPage(BaseModel):
@@ -134,9 +109,7 @@ def job_public(job: ImportJob) -> ImportJobPublic:
 
 def unprocessable(loc: list[str | int], message: str, kind: str) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[{"loc": loc, "msg": message, "type": kind, "input": None}]
-    )
+    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": kind, "input": None}])
 
 
 def address_refused(exc: CameraAddressError) -> HTTPException:
@@ -233,7 +206,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                413,
                 detail=f"camera list larger than {limit} bytes (cameras.max_import_bytes): split it",
             )
         chunks.append(chunk)

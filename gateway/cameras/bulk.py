@@ -90,10 +90,10 @@ class BulkImport:
         async def record(result: RowResult) -> None:
             results.append(result)
             progress.count(result)
-            if writer.add(result):
-                await asyncio.to_thread(writer.flush, writer.take())
             if self.on_progress is not None:
                 self.on_progress(progress)
+            if writer.add(result):
+                await asyncio.to_thread(writer.flush, writer.take())
 
         try:
             todo = await self._settle_without_probing(parsed, done_before, record)
@@ -108,6 +108,9 @@ class BulkImport:
                     group.create_task(worker(), name=f"import-worker-{index}")
             progress.finished = progress.started + progress.elapsed_s
             await asyncio.to_thread(writer.finish, results)
+        except BaseException:
+            writer.flush(writer.take())  # interrupted: keep what was done, so a resume skips it
+            raise
         finally:
             writer.close()
         if self.on_progress is not None:

@@ -57,7 +57,8 @@ class StatusNotifier:
             "error": after.last_error,
             "at": at.isoformat(),
         }
-        log.info("camera %s: status %s -> %s", after.id, old.value, after.status.value)
+        level = logging.DEBUG if before is None else logging.INFO  # registrations are reported by their caller
+        log.log(level, "camera %s: status %s -> %s", after.id, old.value, after.status.value)
         self._node.live.publish(LIVE_KIND, after.id, payload)
         await self._publish(after.id, STATUS_TOPIC, payload)
         if after.status is CameraStatus.OFFLINE and old in WORKING:

@@ -23,15 +23,19 @@ class CameraRuntime:
     imports: ImportJobs
 
     async def run(self) -> None:
-        """Import jobs and (when enabled) the sweep, until the node stops; then the HTTP session closes."""
+        """Import jobs and (when enabled) the sweep, until the node stops; then the HTTP session closes.
+
+        A failure propagates to the node's supervisor, which runs this again: the session stays
+        open for that; only the node stopping (cancellation) closes it."""
         try:
             await warm_up()  # parse the WSDLs once now, not in the first camera's probe
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.imports.run(), name="camera-imports")
                 if self.service.settings.sweep.enabled:
                     group.create_task(self.sweep.run(), name="camera-sweep")
-        finally:
+        except asyncio.CancelledError:
             await self.service.close()
+            raise
 
     async def sample(self) -> dict[str, float]:
         """Counters for ``xueliang_component_value{component="cameras"}``."""

@@ -184,8 +184,9 @@ class CameraService:
         if audit:
             detail = f"{address_of(record)} {record.status.value}"
             await self.node.audit(actor, "cameras.add", "ok", target=record.id, detail=detail)
-        log.info("camera %s (%s): %s, %s", record.id, address_of(record), "added" if existing is None else "updated",
-                 record.status.value)  # fmt: skip
+        level = logging.INFO if audit else logging.DEBUG  # a bulk import reports rows in its result file
+        log.log(level, "camera %s (%s): %s, %s", record.id, address_of(record),
+                "added" if existing is None else "updated", record.status.value)  # fmt: skip
         return Provisioned(record=record, created=existing is None, reason=reason)
 
     async def _existing(self, spec: CameraSpec) -> CameraRecord | None:

@@ -63,6 +63,7 @@ class HealthSweep:
         self.state = SweepState.CREATED
         self.last: SweepReport | None = None
         self.rounds = 0
+        self.standby_rounds = 0  # rounds skipped because another node holds the lease
         metrics = node.metrics
         self._cameras = metrics.gauge("xueliang_cameras", "Cameras in the registry by status", ("status",))
         self._duration = metrics.gauge("xueliang_camera_sweep_duration_seconds", "Duration of the last health sweep")
@@ -76,8 +77,8 @@ class HealthSweep:
             SweepState.CREATED: {SweepState.WAITING, SweepState.SWEEPING, SweepState.STOPPED},
             SweepState.WAITING: {SweepState.SWEEPING, SweepState.STANDBY, SweepState.STOPPED},
             SweepState.SWEEPING: {SweepState.WAITING, SweepState.STOPPED},
-            SweepState.STANDBY: {SweepState.SWEEPING, SweepState.WAITING, SweepState.STOPPED},
-            SweepState.STOPPED: set(),
+            SweepState.STANDBY: {SweepState.SWEEPING, SweepState.STOPPED},
+            SweepState.STOPPED: {SweepState.WAITING},  # run() again after a stop
         }
         assert state in allowed[self.state], f"sweep: {self.state} -> {state} is not a transition"
         self.state = state
@@ -91,10 +92,11 @@ class HealthSweep:
             while True:
                 started = time.monotonic()
                 if await self._leader():
-                    await self.sweep_once()
+                    await self.sweep_once()  # ends WAITING
                 else:
-                    self._enter(SweepState.STANDBY)
-                self._enter(SweepState.WAITING)
+                    if self.state is not SweepState.STANDBY:
+                        self._enter(SweepState.STANDBY)
+                    self.standby_rounds += 1
                 await asyncio.sleep(max(0.0, self.settings.interval_s - (time.monotonic() - started)))
         finally:
             self.state = SweepState.STOPPED
