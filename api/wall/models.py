@@ -108,6 +108,7 @@ class ViewerCounters:
     sent: int = 0  # units handed to the WebRTC sender
     replayed: int = 0  # of which came from the keyframe cache
     dropped: int = 0  # units dropped by queue overflow or while waiting for a keyframe after it
-    resyncs: int = 0  # times the viewer had to wait for the next keyframe
+    resyncs: int = 0  # times the viewer jumped to the cached GOP (or waited for the next keyframe)
+    keyframe_requests: int = 0  # PLI/FIR from the receiver served from the cache
     first_sent_at: float = 0.0
     attached_at: float = field(default=0.0)

@@ -51,9 +51,10 @@ class Relay:
         self._running = asyncio.Event()
 
     async def run(self) -> None:
-        """Run until cancelled; stopping cancels every upstream and waits for its reader thread."""
-        if self.state is not RelayState.NEW:
-            raise RuntimeError(f"relay already {self.state.value}")
+        """Run until cancelled; stopping cancels every upstream and waits for its reader thread.
+        The node's supervisor may run it again after a failure: it starts afresh."""
+        if self.state is RelayState.RUNNING:
+            raise RuntimeError("relay already running")
         self._executor = ThreadPoolExecutor(self.settings.max_upstreams, thread_name_prefix="wall-rtsp")
         try:
             async with asyncio.TaskGroup() as group:
@@ -63,6 +64,7 @@ class Relay:
                 await self._janitor()
         finally:
             self.state = RelayState.STOPPED
+            self._running.clear()
             self._group = None
             self._upstreams.clear()
             self._executor.shutdown(wait=False)

@@ -58,6 +58,13 @@ def h264_preferences() -> list[RTCRtpCodecCapability]:
     return [c for c in codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
 
 
+def route_keyframe_requests(sender: RTCRtpSender, track: ViewerTrack) -> None:
+    """aiortc answers PLI/FIR by asking its encoder for a keyframe (``_send_keyframe``); a relayed
+    track has no encoder, so hand the request to the track, which replays its cached GOP."""
+    if callable(getattr(sender, "_send_keyframe", None)):
+        sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+
+
 def filter_candidates(sdp: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
     """Drop host candidates outside ``networks`` from an SDP (server-reflexive and relay ones stay)."""
     if not networks:
@@ -129,6 +136,7 @@ class Sessions:
         try:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264_preferences())
+            route_keyframe_requests(transceiver.sender, track)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, AssertionError) as exc:  # aiortc: malformed or incompatible SDP

@@ -8,6 +8,10 @@ keyframe. Afterwards it gets live units through a bounded queue.
 Overflow policy: when the queue is full (the viewer's link cannot keep up) the queue is emptied and
 the viewer re-primes from the cache, i.e. jumps to the present picture; the lost units are counted
 as ``dropped`` and the jump as a ``resync``. Without a cache it waits for the next keyframe.
+
+Picture loss: a passthrough relay cannot make the camera send a keyframe, so a browser's PLI/FIR
+(``request_keyframe``) re-primes the viewer from the cache instead, at most once per
+``KEYFRAME_REQUEST_GAP_S``: the picture is whole again at once, not after the rest of the GOP.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     from xueliang.api.wall.upstream import Upstream
 
 
+KEYFRAME_REQUEST_GAP_S = 1.0
+
+
 class ViewerTrack(MediaStreamTrack):
     kind = "video"
 
@@ -40,6 +47,8 @@ class ViewerTrack(MediaStreamTrack):
         self._primed = False
         self._need_keyframe = True
         self._last_pts = -1
+        self._keyframe_wanted = False
+        self._keyframe_served_at = 0.0
 
     # --- relay side ------------------------------------------------------------------------------
 
@@ -80,11 +89,23 @@ class ViewerTrack(MediaStreamTrack):
 
     # --- sender side -----------------------------------------------------------------------------
 
+    def request_keyframe(self) -> None:
+        """The receiver lost the picture (RTCP PLI/FIR): serve the cached GOP again on the next recv()."""
+        self._keyframe_wanted = True
+        self._wake.set()
+
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         if not self._primed:
             self._prime()
+        elif self._keyframe_wanted:
+            self._keyframe_wanted = False
+            now = time.monotonic()
+            if now - self._keyframe_served_at >= KEYFRAME_REQUEST_GAP_S:
+                self._keyframe_served_at = now
+                self.counters.keyframe_requests += 1
+                self.resync()
         while not self._queue:
             self._wake.clear()
             await self._wake.wait()

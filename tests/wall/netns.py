@@ -43,12 +43,13 @@ def netns_problem() -> str:
     return ""
 
 
+def netns_argv(argv: list[str]) -> list[str]:
+    """The command line running ``argv`` in a fresh network + PID namespace (set ``NETNS_ENV`` too)."""
+    return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--", "sh", "-c", SETUP, "sh", *argv]
+
+
 def run_in_netns(pytest_args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pytest <pytest_args>`` in a fresh namespace; output captured, never left running."""
-    command = [
-        "unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "--",
-        "sh", "-c", SETUP, "sh",
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args,
-    ]  # fmt: skip
+    command = netns_argv([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args])
     env = {**os.environ, NETNS_ENV: "1"}
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)

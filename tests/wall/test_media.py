@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from xueliang.api.wall.gop import GopCache
 from xueliang.api.wall.models import CLOCK_RATE, AccessUnit, SourceInfo, SourceSpec, StreamMode, UpstreamState
 from xueliang.api.wall.settings import WallSettings
 from xueliang.api.wall.source import SourceReader
-from xueliang.api.wall.upstream import Timeline
+from xueliang.api.wall.upstream import Timeline, Upstream
+from xueliang.api.wall.viewer import ViewerTrack
 
 SPS = bytes.fromhex("6742c01e95a0500c")
 PPS = bytes.fromhex("68ce3c80")
@@ -198,3 +200,54 @@ async def test_credentials_go_into_the_rtsp_url_but_never_into_the_safe_url(env:
     assert spec.url.startswith("rtsp://admin:p%40ss%3Aw%2Frd@127.1.0.1:")
     assert "p@ss" not in spec.safe_url and "admin" not in spec.safe_url
     assert spec.safe_url.endswith("/Streaming/Channels/102")
+
+
+def fed_upstream(settings: WallSettings) -> Upstream:
+    """An upstream fed by hand, as its reader thread would (no camera needed)."""
+    upstream = Upstream(
+        SourceSpec("cam-u", "rtsp://x/1", "rtsp://x/1"), settings, ThreadPoolExecutor(1), lambda u: None
+    )
+    upstream.state = UpstreamState.STREAMING
+    return upstream
+
+
+def feed(upstream: Upstream, pts: int, key: bool) -> bytes:
+    data = h264.join_nals([SPS, PPS, IDR] if key else [SLICE]) + pts.to_bytes(4, "big")
+    upstream._on_unit(upstream._session, data, pts, key, 0.0)
+    return data
+
+
+async def test_viewer_starts_from_the_cache_and_a_picture_loss_replays_it() -> None:
+    upstream = fed_upstream(WallSettings())
+    sent = [feed(upstream, 3600 * i, i == 1) for i in range(1, 4)]
+    viewer = ViewerTrack(upstream, queue_frames=10)
+    upstream.attach(viewer)
+    first = [await viewer.recv() for _ in range(3)]
+    assert [bytes(p) for p in first] == sent and [p.pts for p in first] == [7198, 7199, 7200]  # 0-based timeline
+    assert viewer.counters.replayed == 3
+    live = feed(upstream, 14400, False)
+    assert bytes(await viewer.recv()) == live
+
+    viewer.request_keyframe()  # the browser sent a PLI: the cached GOP again, after what was sent
+    again = [await viewer.recv() for _ in range(4)]
+    assert bytes(again[0]) == sent[0] and [p.pts for p in again] == [10801, 10802, 10803, 10804]
+    assert viewer.counters.keyframe_requests == 1
+    viewer.request_keyframe()  # a second PLI within a second is not served again
+    later = feed(upstream, 18000, False)
+    assert bytes(await viewer.recv()) == later and viewer.counters.keyframe_requests == 1
+    viewer.stop()
+    assert not upstream.viewers and upstream.idle_since is not None
+
+
+async def test_a_viewer_that_cannot_keep_up_jumps_to_the_present_and_counts_the_drop() -> None:
+    upstream = fed_upstream(WallSettings(gop_cache_frames=4, viewer_queue_frames=2))
+    viewer = ViewerTrack(upstream, queue_frames=2)
+    upstream.attach(viewer)
+    feed(upstream, 3600, True)
+    assert (await viewer.recv()).pts == 0  # primed with the one cached frame
+    for i in range(2, 9):  # nobody reads: 7 frames for a queue of 4 + 2
+        feed(upstream, 3600 * i, i == 5)
+    assert viewer.counters.resyncs == 1 and viewer.counters.dropped > 0
+    resumed = await viewer.recv()
+    assert h264.is_idr(bytes(resumed))  # from the keyframe cached at 5 * 3600, not a broken P-frame
+    assert upstream.counters.frames == 8 and upstream.counters.keyframes == 2

@@ -40,6 +40,9 @@ class Wall {
     }
     document.querySelector(".logout-btn").addEventListener("click", () => this.logout());
     setInterval(() => this.tick(), 1000);
+    // Leaving the page ends its sessions at once (keepalive DELETEs) instead of at ICE timeout.
+    window.addEventListener("pagehide", () => this.tiles.forEach((tile) => tile.stop()));
+    window.addEventListener("pageshow", (e) => e.persisted && this.tiles.forEach((tile) => tile.camera && tile.start()));
     setInterval(() => this.tiles.forEach((tile) => tile.boxes && tile.drawOverlay()), 250);
   }
 
@@ -162,7 +165,7 @@ class Wall {
         this.alarms.onIncident(message.camera_id, message.data);
         break;
       case "camera_status": {
-        const status = message.data.status;
+        const status = message.data.status || message.data.new; // {old, new, ...} from the camera service
         const cam = this.camera(message.camera_id);
         if (cam && status) {
           cam.status = status;
