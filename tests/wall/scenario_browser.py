@@ -146,7 +146,7 @@ async def test_operator_watches_a_four_tile_wall_with_overlays_alarms_and_ptz(en
             assert names == ["东城广场北口", "西城汽车站", "登科中学门口", "文治路口"]
 
             async def all_playing(minimum: int) -> bool:
-                return all(s["frames"] >= minimum and s["width"] == 640 for s in await tile_stats(page))
+                return all(s["frames"] >= minimum and s["width"] > 0 for s in await tile_stats(page))
 
             deadline = time.monotonic() + 60
             while not await all_playing(10):

@@ -33,9 +33,9 @@ async def test_three_viewers_share_one_upstream_stopped_after_the_grace_period(e
     assert env.sim.counters()["rtsp"]["sessions"] == 1  # the camera saw one RTSP session, not three
     info = upstream.public()
     assert info.state is UpstreamState.STREAMING
-    assert info.mode is StreamMode.PASSTHROUGH and (info.width, info.height) == (640, 360)
-    for viewer in viewers:
-        assert (viewer.frames[-1].width, viewer.frames[-1].height) == (640, 360)
+    assert info.mode is StreamMode.PASSTHROUGH and info.codec == "h264" and info.width > 0
+    for viewer in viewers:  # the camera's own pictures, not re-encoded or rescaled
+        assert (viewer.frames[-1].width, viewer.frames[-1].height) == (info.width, info.height)
         pts = [f.pts for f in viewer.frames]
         assert pts == sorted(pts) and pts[-1] > pts[0]
 
@@ -78,7 +78,7 @@ async def test_new_viewer_of_a_running_camera_starts_from_the_gop_cache(env: Wal
     assert upstream.counters.sessions == 1
     await wait_until(lambda: len(viewer.frames) >= replayed + 2, "the replayed GOP and live frames decoded")
     # The very first picture this viewer decoded is the cached IDR, followed at once by the rest of
-    # the cached GOP (1 tick apart), then live frames (6000 ticks apart at 15 fps).
+    # the cached GOP (1 tick apart), then live frames (thousands of ticks apart: 90 kHz clock).
     steps = [b.pts - a.pts for a, b in zip(viewer.frames, viewer.frames[1:], strict=False)]
     assert steps[0] == 1, steps[:5]
     assert steps[: replayed - 1] == [1] * (replayed - 1)
