@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xueliang.gateway import __version__
+from xueliang.gateway.cli.cameras import cameras_app
 from xueliang.gateway.errors import ConfigError, NotFound
 from xueliang.gateway.settings import Settings, default_config_text, load_settings
 
@@ -27,6 +28,7 @@ config_app = typer.Typer(help="Check and show the configuration.", no_args_is_he
 users_app = typer.Typer(help="Manage the people (and roles) who may use the gateway.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(cameras_app, name="cameras")
 
 out = Console()
 
