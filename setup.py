@@ -20,5 +20,5 @@ for part in PARTS:
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"xueliang.config": ["*.yaml", "*.csv", "*.md"], "xueliang.api": ["static/**/*"]},
+    package_data={"xueliang.config": ["*.yaml", "*.csv", "*.md"], "xueliang.api.wall": ["static/*"]},
 )

@@ -28,7 +28,7 @@ class LiveItem:
     seq: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity semantics: subscriptions live in a set
 class Subscription:
     kinds: frozenset[str] | None
     cameras: frozenset[str] | None

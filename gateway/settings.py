@@ -39,6 +39,7 @@ from xueliang.connectors.onvif.settings import OnvifSettings
 from xueliang.events.settings import EventsSettings
 from xueliang.gateway.cameras.settings import CameraSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem
+from xueliang.gateway.wall_settings import WallSettings
 from xueliang.inference.patrol.settings import AnalyticsSettings
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 
@@ -164,6 +165,9 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings,
         description="Patrol scheduler, workers, watch mode, quality diagnosis and rules",
+    )
+    wall: WallSettings = Field(
+        default_factory=WallSettings, description="The live wall: WebRTC ICE servers, the relay, sessions"
     )
     events: EventsSettings = Field(
         default_factory=EventsSettings, description="Incidents, grading, cases and delivery to the intake"

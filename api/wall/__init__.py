@@ -21,8 +21,8 @@ from fastapi.staticfiles import StaticFiles
 
 from xueliang.api.wall import cameras, feed, incidents, layouts, ptz, whep
 from xueliang.api.wall.runtime import Wall, wall_settings
-from xueliang.api.wall.settings import IceServer, WallSettings
 from xueliang.gateway.node import Node
+from xueliang.gateway.wall_settings import IceServer, WallSettings
 
 log = logging.getLogger(__name__)
 

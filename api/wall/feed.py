@@ -19,10 +19,8 @@ cameras: upstream state). When the node dropped items for this slow client, ``{"
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any, cast
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
@@ -31,7 +29,6 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from xueliang.api.deps import get_principal
 from xueliang.api.wall.http import WallRoute
-from xueliang.gateway.live import LiveFeed, Subscription
 from xueliang.gateway.models import Role
 from xueliang.gateway.node import Node
 from xueliang.gateway.security import Principal
@@ -45,32 +42,6 @@ MAX_WATCHED = 64
 WATCHED_KINDS = frozenset({"detections", "stream"})
 FEED_KINDS = frozenset({"detections", "incident", "camera_status", "stream"})
 WATCH_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
-
-
-class _HashableSubscription(Subscription):
-    """A subscription usable as a set member (identity semantics)."""
-
-    __hash__ = object.__hash__
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-
-@contextlib.contextmanager
-def subscribe(live: LiveFeed, kinds: frozenset[str]) -> Iterator[Subscription]:
-    """``live.subscribe(kinds)``. gateway/live.py's ``Subscription`` is an eq-dataclass, hence
-    unhashable, and ``LiveFeed.subscribe`` fails putting it in its set: until that is fixed
-    (``eq=False``), register a hashable one the same way. Steps aside by itself once fixed."""
-    if getattr(Subscription, "__hash__", None) is not None:
-        with live.subscribe(kinds=kinds) as subscription:
-            yield subscription
-        return
-    subscription = _HashableSubscription(kinds, None, asyncio.Queue(live.queue_size))
-    live._subs.add(subscription)
-    try:
-        yield subscription
-    finally:
-        live._subs.discard(subscription)
 
 
 class Refused(Exception):
@@ -181,7 +152,7 @@ class FeedConnection:
             await self._send({"type": "error", "detail": f"unknown message type {kind!r}: use watch or ping"})
 
     async def _write(self) -> None:
-        with subscribe(self.node.live, FEED_KINDS) as subscription:
+        with self.node.live.subscribe(kinds=FEED_KINDS) as subscription:
             reported = 0
             while True:
                 item = await subscription.queue.get()

@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from xueliang.api.wall.errors import CapacityReached, RelayNotRunning
 from xueliang.api.wall.models import SourceSpec, UpstreamInfo
-from xueliang.api.wall.settings import WallSettings
 from xueliang.api.wall.upstream import Upstream
 from xueliang.api.wall.viewer import ViewerTrack
+from xueliang.gateway.wall_settings import WallSettings
 
 log = logging.getLogger(__name__)
 

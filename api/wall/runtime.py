@@ -16,8 +16,8 @@ from xueliang.api.wall.ptz_clients import PtzClients
 from xueliang.api.wall.relay import Relay
 from xueliang.api.wall.saved import SavedWalls
 from xueliang.api.wall.sessions import Sessions
-from xueliang.api.wall.settings import WallSettings
 from xueliang.gateway.node import Node
+from xueliang.gateway.wall_settings import WallSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,8 @@ STREAM_KIND = "stream"  # live-feed items about a camera's upstream (state, view
 
 
 def wall_settings(node: Node) -> WallSettings:
-    """The node's ``wall`` settings section, or the defaults until the lead wires it in."""
-    section = getattr(node.settings, "wall", None)
-    return section if isinstance(section, WallSettings) else WallSettings()
+    """The node's ``wall`` settings section."""
+    return node.settings.wall
 
 
 @dataclass

@@ -31,8 +31,8 @@ from aiortc import (
 from xueliang.api.wall.errors import CapacityReached, OfferRejected, SessionNotFound
 from xueliang.api.wall.models import SourceSpec
 from xueliang.api.wall.relay import Relay
-from xueliang.api.wall.settings import WallSettings
 from xueliang.api.wall.viewer import ViewerTrack
+from xueliang.gateway.wall_settings import WallSettings
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from av.bitstream import BitStreamFilterContext
 from xueliang.api.wall import h264
 from xueliang.api.wall.errors import SourceError, SourceRefused, SourceUnavailable, SourceUnsupported
 from xueliang.api.wall.models import CLOCK_RATE, TIME_BASE, SourceInfo, SourceSpec, StreamMode
-from xueliang.api.wall.settings import WallSettings
+from xueliang.gateway.wall_settings import WallSettings
 
 log = logging.getLogger(__name__)
 

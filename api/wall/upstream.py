@@ -30,8 +30,8 @@ from xueliang.api.wall.models import (
     UpstreamInfo,
     UpstreamState,
 )
-from xueliang.api.wall.settings import WallSettings
 from xueliang.api.wall.source import DEFAULT_STEP, SourceReader
+from xueliang.gateway.wall_settings import WallSettings
 
 if TYPE_CHECKING:
     from xueliang.api.wall.viewer import ViewerTrack

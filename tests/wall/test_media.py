@@ -19,10 +19,10 @@ from xueliang.api.wall.cameras import camera_source
 from xueliang.api.wall.errors import SourceUnavailable, SourceUnsupported
 from xueliang.api.wall.gop import GopCache
 from xueliang.api.wall.models import CLOCK_RATE, AccessUnit, SourceInfo, SourceSpec, StreamMode, UpstreamState
-from xueliang.api.wall.settings import WallSettings
 from xueliang.api.wall.source import SourceReader
 from xueliang.api.wall.upstream import Timeline, Upstream
 from xueliang.api.wall.viewer import ViewerTrack
+from xueliang.gateway.wall_settings import WallSettings
 
 SPS = bytes.fromhex("6742c01e95a0500c")
 PPS = bytes.fromhex("68ce3c80")

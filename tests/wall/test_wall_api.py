@@ -17,8 +17,8 @@ from tests.wall.conftest import WallEnv, add_user
 from tests.wall.helpers import wait_until
 from xueliang.api.wall.saved import WallDocument
 from xueliang.api.wall.sessions import filter_candidates
-from xueliang.api.wall.settings import WallSettings
 from xueliang.gateway.models import Role
+from xueliang.gateway.wall_settings import WallSettings
 
 SDP = {"Content-Type": "application/sdp"}
 

@@ -1,7 +1,7 @@
 """Settings of the live wall: media relay, WebRTC (ICE) and signalling limits.
 
-The lead wires ``WallSettings`` into ``gateway/settings.py`` as the ``wall`` section; until then
-``xueliang.api.wall.wall_settings(node)`` falls back to the defaults declared here.
+The ``wall`` section of the gateway's settings. It lives in ``gateway`` beside the ``http`` section
+because the settings model must not import the API package it configures.
 """
 
 from __future__ import annotations
