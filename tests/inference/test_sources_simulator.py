@@ -52,6 +52,10 @@ async def test_simulated_faults_map_to_source_errors(simulator: CameraSimulator)
     simulator.cameras[1].faults.wrong_password = True
     simulator.cameras[2].faults.timeout = True
     simulator.cameras[3].faults.no_snapshot = True
+    # the simulator's first picture of a camera opens and encodes the video (up to ~0.5 s on a busy
+    # host): take it with the default timeout, so that the short one below only meets the faults
+    async with SnapshotClient(SourceSettings()) as warm:
+        await warm.source("sim-0", snapshot_url(simulator, 0), username=cfg.username, password=cfg.password).read()
     settings = SourceSettings(snapshot_timeout_s=0.5, snapshot_connect_timeout_s=0.5)
     async with SnapshotClient(settings) as client:
 

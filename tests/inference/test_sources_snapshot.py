@@ -7,6 +7,7 @@ file that is no JPEG, and counts requests; another socket accepts connections an
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
@@ -63,13 +64,27 @@ def big_jpeg(vtest_frame: Callable[[int], Image]) -> bytes:
 @pytest.fixture
 async def camera(big_jpeg: bytes) -> AsyncIterator[Camera]:
     bodies = {"/snap.jpg": big_jpeg, "/truncated.jpg": big_jpeg[: len(big_jpeg) // 2], "/text.jpg": b"<html>no</html>"}
+    bodies["/double.jpg"] = big_jpeg + big_jpeg
     cam = Camera(base="", jpeg=big_jpeg)
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         cam.requests.append(request.path)
+        if request.path == "/basic.jpg":  # an older camera that only knows basic auth
+            token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if request.headers.get("Authorization") != f"Basic {token}":
+                return web.Response(status=401, headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+            return web.Response(body=big_jpeg, content_type="image/jpeg")
         if not _authorised(request):
             challenge = f'Digest realm="{REALM}", nonce="{NONCE}", qop="auth", algorithm=MD5'
             return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        if request.path == "/endless.jpg":  # chunked, no length announced: only the count can stop it
+            stream = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+            stream.enable_chunked_encoding()
+            await stream.prepare(request)
+            for start in range(0, 2 * len(big_jpeg), 4096):
+                await stream.write(big_jpeg[start % len(big_jpeg) :][:4096])
+            await stream.write_eof()
+            return stream
         body = bodies.get(request.path)
         if body is None:
             return web.Response(status=404, text="no such snapshot")
@@ -141,6 +156,18 @@ async def test_full_scale_when_reduced_decode_is_off(camera: Camera) -> None:
     assert frame.image.shape == (1080, 1920, 3) and frame.scale == 1.0
 
 
+async def test_basic_auth_on_request(camera: Camera) -> None:
+    async with SnapshotClient(SETTINGS) as client:
+        good = client.source("gate-9", camera.base + "/basic.jpg", username=USER, password=PASSWORD, auth="basic")
+        frame = await good.read()
+        bad = client.source("gate-9", camera.base + "/basic.jpg", username=USER, password="nope", auth="basic")
+        refused = r"camera gate-9: .*refused the credentials \(user 'admin', HTTP 401\)"
+        with pytest.raises(SourceAuthFailed, match=refused):
+            await bad.read()
+    assert frame.jpeg == camera.jpeg
+    assert camera.requests == ["/basic.jpg"] * 2  # basic: the credentials go with the first request
+
+
 async def test_wrong_password_is_refused_clearly(camera: Camera) -> None:
     async with SnapshotClient(SETTINGS) as client:
         source = client.source("gate-2", camera.base + "/snap.jpg", username=USER, password="wrong-one")
@@ -182,8 +209,23 @@ async def test_http_errors_and_unreachable_cameras(camera: Camera) -> None:
         closed = client.source("gate-5", f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/snap.jpg")
         with pytest.raises(SourceUnavailable) as caught:
             await closed.read()
-    assert "cannot be reached (ConnectError" in str(caught.value)
+    assert "cannot be reached (ClientConnectorError" in str(caught.value)
     assert PASSWORD not in str(caught.value)  # credentials in the URL are never shown
+
+
+async def test_answers_bigger_than_the_limit_are_refused(camera: Camera) -> None:
+    limit = len(camera.jpeg) + 1
+    settings = SETTINGS.model_copy(update={"snapshot_max_bytes": limit})
+    async with SnapshotClient(settings) as client:
+        announced = client.source("gate-7", camera.base + "/double.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(SourceUnavailable, match=rf"camera gate-7: .* sent more than {limit} bytes: not a snapshot"):
+            await announced.read()
+        endless = client.source("gate-7", camera.base + "/endless.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(SourceUnavailable, match=rf"endless\.jpg sent more than {limit} bytes"):
+            await endless.read()
+        # the client goes on: a snapshot within the limit still comes
+        assert (await client.source("gate-8", camera.base + "/snap.jpg", username=USER, password=PASSWORD).read()).jpeg
+    assert announced.stats().last_error == "too big" and endless.stats().errors == 1
 
 
 async def test_a_camera_that_never_answers_times_out(silent_url: str) -> None:
