@@ -9,6 +9,11 @@ On one connection (:mod:`xueliang.gateway.cameras.lean_soap`):
 3. ``GetStreamUri`` for the analysis profile, signed: the stored credentials still work and the
    stored stream URI is still the one the camera gives. A different URI, or a profile the camera
    no longer knows, asks for a re-probe (``needs_probe``).
+
+A camera whose credentials were refused (``auth_failed``) is not asked to authenticate again:
+many cameras lock the account after repeated failures. It is checked for reachability only and
+stays ``auth_failed`` until a technician updates its credentials or re-probes it (or it goes
+offline: when it comes back, one authenticated call tells again).
 """
 
 from __future__ import annotations
@@ -146,6 +151,9 @@ class HealthChecker:
         except AuthFailed:
             if not signed:
                 raise
+            if record.status is CameraStatus.AUTH_FAILED:  # it answered; do not try the refused login again
+                now = datetime.now(UTC)
+                return HealthResult(CameraStatus.AUTH_FAILED, record.last_error, None, checked_at=now), media
             sent = time.time()
             body = envelope(GET_TIME_BODY, username_token(record.username, password, 0.0))
             answer = await connection.call(device, onvif_ns.DEVICE, "GetSystemDateAndTime", body)
@@ -154,6 +162,8 @@ class HealthChecker:
         offset = round(camera_utc.timestamp() - (sent + received) / 2, 3) if camera_utc is not None else 0.0
         connection.clock_offset_s = offset
         now = datetime.now(UTC)
+        if record.status is CameraStatus.AUTH_FAILED:  # do not lock the camera's account: see above
+            return HealthResult(CameraStatus.AUTH_FAILED, record.last_error, offset, checked_at=now), media
         profile = analysis_profile(record)
         if profile is None:  # never probed successfully, or no usable profile: probe it fully
             return HealthResult(CameraStatus.ONLINE, "", offset, needs_probe=True, checked_at=now), media

@@ -125,3 +125,26 @@ async def test_sweep_service_runs_rounds_while_holding_the_lease(
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert sweep.rounds == rounds  # another node holds the lease: this one only waits
+
+
+async def test_refused_credentials_are_not_tried_again_by_the_sweep(
+    sim: CameraSimulator, service: CameraService, node: Node
+) -> None:
+    record = await add(sim, service, 2)
+    sim.cameras[2].faults.wrong_password = True
+    sweep = HealthSweep(node, service)
+    await sweep.sweep_once()
+    assert (await service.get(record.id)).status is CameraStatus.AUTH_FAILED
+    refused = sim.counters()["soap"]["auth_failures"]
+    await sweep.sweep_once()
+    await sweep.sweep_once()
+    assert sim.counters()["soap"]["auth_failures"] == refused  # cameras lock accounts after failures
+    assert (await service.get(record.id)).status is CameraStatus.AUTH_FAILED
+
+    sim.cameras[2].faults.offline = True
+    await sweep.sweep_once()
+    assert (await service.get(record.id)).status is CameraStatus.OFFLINE
+    sim.cameras[2].faults.offline = False
+    sim.cameras[2].faults.wrong_password = False  # fixed on site while it was away
+    await sweep.sweep_once()
+    assert (await service.get(record.id)).status is CameraStatus.ONLINE
