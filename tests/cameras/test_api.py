@@ -236,3 +236,28 @@ async def test_bulk_import_job_over_the_api(gateway: RunningGateway, sim: Camera
         )
         assert unreadable.status_code == 422 and "no camera address column" in unreadable.json()["detail"][0]["msg"]
         assert (await tech.get("/api/cameras/imports/imp-unknown")).status_code == 404
+
+
+async def test_the_node_sweeps_its_cameras_in_the_background(sim: CameraSimulator, tmp_path: Path) -> None:
+    sweep = {"first_delay_s": 0, "interval_s": 0.3, "timeout_s": 2, "connect_timeout_s": 1}
+    settings = node_settings(tmp_path, http={"port": free_port()}, cameras={"sweep": sweep})
+    server, task, gw = await start_gateway(settings)
+    try:
+        tech = await login_as(gw, "tech3", Role.TECHNICIAN)
+        async with tech:
+            added = (await tech.post("/api/cameras", json=body(sim, 0))).json()
+            assert added["status"] == "online"
+            sim.cameras[0].faults.offline = True
+            async with asyncio.timeout(20):
+                while (await tech.get(f"/api/cameras/{added['id']}")).json()["status"] != "offline":
+                    await asyncio.sleep(0.1)
+            sim.cameras[0].faults.offline = False
+            async with asyncio.timeout(20):
+                while (await tech.get(f"/api/cameras/{added['id']}")).json()["status"] != "online":
+                    await asyncio.sleep(0.1)
+            metrics = (await tech.get("/metrics")).text
+            assert "xueliang_camera_sweep_last_timestamp_seconds" in metrics
+            assert 'xueliang_cameras{status="online"} 1.0' in metrics
+    finally:
+        server.should_exit = True
+        await task

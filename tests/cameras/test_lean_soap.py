@@ -1,0 +1,110 @@
+"""The sweep's lean SOAP path against misbehaving HTTP peers on loopback: chunked answers and
+closed connections, web pages, silence, resets; each ends in the status provisioning would give."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+
+from xueliang.connectors.onvif import OnvifSettings
+from xueliang.connectors.onvif.replay import system_date_time_response
+from xueliang.gateway.cameras.endpoints import MediaEndpoint
+from xueliang.gateway.cameras.guard import NetworkGuard
+from xueliang.gateway.cameras.health import HealthChecker
+from xueliang.gateway.cameras.settings import SweepSettings
+from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
+
+from .conftest import CAPTURES
+
+URI = "rtsp://127.0.0.1:554/Streaming/Channels/3?transportmode=unicast&profile=Profile_3"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def checker(timeout_s: float = 2.0) -> HealthChecker:
+    settings = SweepSettings(timeout_s=timeout_s, connect_timeout_s=1)
+    return HealthChecker(settings, OnvifSettings(), NetworkGuard([ipaddress.ip_network("127.0.0.0/8")]))
+
+
+def camera(port: int) -> CameraRecord:
+    profile = StreamProfile(token="Profile_2", encoding="H264", stream_uri=URI)
+    return CameraRecord(
+        id="cam-1", name="test", host="127.0.0.1", port=port, username="admin", profiles=[profile],
+        analysis_profile="Profile_2", status=CameraStatus.ONLINE,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> int:
+        app = web.Application()
+        app.router.add_route("POST", "/{path:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return int(runner.addresses[0][1])
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def test_chunked_answers_on_connections_the_camera_closes(serve: Callable[[Handler], Awaitable[int]]) -> None:
+    stream_uri = (CAPTURES / "hikvision" / "media" / "GetStreamUri.Response.xml").read_bytes()
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        seen.append("GetStreamUri" if b"GetStreamUri" in body else "GetSystemDateAndTime")
+        response = web.StreamResponse(headers={"Content-Type": "application/soap+xml", "Connection": "close"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        answer = stream_uri if b"GetStreamUri" in body else system_date_time_response(datetime.now(UTC))
+        for start in range(0, len(answer), 100):  # many small chunks
+            await response.write(answer[start : start + 100])
+        await response.write_eof()
+        return response
+
+    port = await serve(handler)
+    media = MediaEndpoint(f"http://127.0.0.1:{port}/onvif/Media", 1)
+    health, _ = await checker().check(camera(port), "pw", media)
+    assert health.status is CameraStatus.ONLINE and health.error == "" and not health.needs_probe
+    assert health.stream_uri == URI and abs(health.clock_offset_s or 99) < 2
+    assert seen == ["GetSystemDateAndTime", "GetStreamUri"]
+
+
+async def test_a_web_page_is_not_onvif(serve: Callable[[Handler], Awaitable[int]]) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="<!DOCTYPE html><html>login</html>", content_type="text/html")
+
+    port = await serve(handler)
+    health, _ = await checker().check(camera(port), "pw", None)
+    assert health.status is CameraStatus.UNSUPPORTED and "web page" in health.error
+
+
+async def test_silence_is_a_timeout_and_a_reset_is_unreachable() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.sleep(30)
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()
+
+    quiet = await asyncio.start_server(silent, "127.0.0.1", 0)
+    rude = await asyncio.start_server(reset, "127.0.0.1", 0)
+    try:
+        health, _ = await checker(timeout_s=0.5).check(camera(quiet.sockets[0].getsockname()[1]), "pw", None)
+        assert health.status is CameraStatus.OFFLINE and "did not answer in time" in health.error
+        health, _ = await checker().check(camera(rude.sockets[0].getsockname()[1]), "pw", None)
+        assert health.status is CameraStatus.OFFLINE and "Camera unreachable" in health.error
+    finally:
+        quiet.close()
+        rude.close()
