@@ -91,11 +91,16 @@ async def test_a_web_page_is_not_onvif(serve: Callable[[Handler], Awaitable[int]
 
 
 async def test_silence_is_a_timeout_and_a_reset_is_unreachable() -> None:
+    writers: list[asyncio.StreamWriter] = []
+    stop = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         await reader.read(65536)
-        await asyncio.sleep(30)
+        await stop.wait()  # never answers
 
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         writer.transport.abort()
 
     quiet = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -106,5 +111,9 @@ async def test_silence_is_a_timeout_and_a_reset_is_unreachable() -> None:
         health, _ = await checker().check(camera(rude.sockets[0].getsockname()[1]), "pw", None)
         assert health.status is CameraStatus.OFFLINE and "Camera unreachable" in health.error
     finally:
-        quiet.close()
-        rude.close()
+        stop.set()
+        for writer in writers:
+            writer.close()
+        for server in (quiet, rude):
+            server.close()
+            await server.wait_closed()
