@@ -98,3 +98,19 @@ def test_fingerprint_changes_with_content_only(tmp_path: Path) -> None:
     b = parse_camera_file(write(tmp_path, "b.csv", moved.encode())).rows[0]
     c = parse_camera_file(write(tmp_path, "c.csv", CHINESE.encode("utf-8-sig"))).rows[0]
     assert a.fingerprint() == c.fingerprint() != b.fingerprint()
+
+
+def test_invalid_rows_keep_their_name_and_address_and_ids_are_checked(tmp_path: Path) -> None:
+    text = (
+        "点位编号,名称,IP,端口\n"
+        "P-001,好的,cam01,80\n"  # a single-label host name (LAN search domain) is fine
+        "P 002,坏编号,127.1.0.2,80\n"
+        ",坏端口,127.1.0.3,99999\n"
+        "P-004,IPv6,[FE80::0001],8080\n"
+    )
+    parsed = parse_camera_file(write(tmp_path, "cams.csv", text.encode()))
+    assert [(r.id, r.host, r.port) for r in parsed.rows] == [("P-001", "cam01", 80), ("P-004", "fe80::1", 8080)]
+    assert parsed.rows[1].address == "[fe80::1]:8080"
+    assert {(p.row, p.column) for p in parsed.problems} == {(3, "id"), (4, "port")}
+    assert "not a usable camera id" in str(parsed.problems[0])
+    assert parsed.invalid == {3: ("坏编号", "127.1.0.2:80"), 4: ("坏端口", "127.1.0.3:99999")}
