@@ -31,14 +31,18 @@ from tests.inference.logic_fixtures import (
 from xueliang.gateway.stores.sqlite.jobs import LocalJobQueue
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector
+from xueliang.inference.frames import Frame
 from xueliang.inference.patrol.models import Credentials, PatrolJob, PatrolTarget
 from xueliang.inference.patrol.scheduler import PatrolScheduler
 from xueliang.inference.patrol.settings import PipelineSettings
 from xueliang.inference.patrol.stats import PipelineState
 from xueliang.inference.pipeline import PatrolPipeline, SinkError
+from xueliang.inference.rules import evidence as evidence_module
+from xueliang.inference.rules.engine import CameraRules
+from xueliang.inference.rules.evidence import FrameEvidence
 from xueliang.inference.settings import SourceSettings
 from xueliang.inference.sources import FileSource, SnapshotClient
-from xueliang.inference.sources.base import FrameSource
+from xueliang.inference.sources.base import FrameSource, SourceCounters, SourceState, SourceStats
 from xueliang.inference.zones import Zone, ZoneKind
 
 
@@ -344,3 +348,56 @@ async def test_an_unknown_class_filter_skips_the_rules_not_the_quality_checks(
     bad = job("odd-1", camera.url("walk"), (zone(ZoneKind.INTRUSION, WALKWAY),), classes=("unicorn",))
     assert await pipeline.process(bad) == []
     assert pipeline.stats().failures == {"bad_classes": 1} and pipeline.stats().frames == 1
+
+
+class OneFrame:
+    """A source without a JPEG of its own (as RTSP and file frames): frame 0 of the clip, once."""
+
+    def __init__(self, camera_id: str) -> None:
+        self._camera_id = camera_id
+
+    @property
+    def camera_id(self) -> str:
+        return self._camera_id
+
+    async def read(self) -> Frame:
+        return Frame(self._camera_id, clip_image(0), T0, seq=1)
+
+    def stats(self) -> SourceStats:
+        return SourceCounters().snapshot(SourceState.READY)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_evidence_is_encoded_only_when_something_fires_and_once_per_frame(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[tuple[int, ...]] = []
+    real_imencode = cv2.imencode
+
+    def counting_imencode(ext: str, image: np.ndarray, params: list[int]) -> tuple[bool, np.ndarray]:
+        encoded.append(image.shape)
+        return real_imencode(ext, image, params)
+
+    monkeypatch.setattr(evidence_module.cv2, "imencode", counting_imencode)
+    pipeline = PatrolPipeline(LocalJobQueue(1, 60), lambda job: OneFrame(job.camera_id), detector, Sink())
+    # quiet: nobody on the grass, a crowd of 8 nowhere; the frame is never encoded
+    quiet = (zone(ZoneKind.INTRUSION, GRASS), zone(ZoneKind.CROWD, WALKWAY, min_count=8, id="crowd"))
+    assert await pipeline.process(job("file-q", "", quiet)) == []
+    assert encoded == []
+    # two rules fire on one frame: one encode, both anomalies carry the same evidence picture
+    firing = (zone(ZoneKind.INTRUSION, WALKWAY), zone(ZoneKind.CROWD, WALKWAY, min_count=3, id="crowd"))
+    anomalies = await pipeline.process(job("file-f", "", firing))
+    assert sorted(a.rule for a in anomalies) == ["crowd", "intrusion"]
+    assert encoded == [(576, 768, 3)]
+    first, second = (a.evidence for a in anomalies)
+    assert first is not None and second is not None and first.jpeg == second.jpeg
+    # and it is the evidence the rules module builds for that frame and those boxes
+    frame = Frame("file-f", clip_image(0), T0, seq=1)
+    [people] = detector.detect_sync([frame])
+    hits = CameraRules("file-f").evaluate(frame, people, firing)
+    expected = FrameEvidence(frame)
+    assert first == expected.evidence(hits[0].objects) and second == expected.evidence(hits[1].objects)
+    decoded = cv2.imdecode(np.frombuffer(first.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (576, 768, 3)
