@@ -150,15 +150,18 @@ async def test_addresses_outside_the_allowed_networks_are_refused(service: Camer
 async def test_status_changes_reach_the_bus_and_live_feed(
     sim: CameraSimulator, service: CameraService, node: Node
 ) -> None:
-    # gateway.live.LiveFeed.subscribe cannot be used yet (its Subscription is unhashable): count.
-    before = node.live.published
-    record = await service.add(spec(sim, 4), "tech")
-    sim.cameras[4].faults.offline = True
-    offline = await service.reprobe(record.id, "tech")
-    assert offline.status is CameraStatus.OFFLINE
-    again = await service.reprobe(record.id, "tech")  # no change: nothing published
-    assert again.status is CameraStatus.OFFLINE
-    assert node.live.published - before == 2
+    with node.live.subscribe(kinds=frozenset({"camera_status"})) as live:
+        record = await service.add(spec(sim, 4), "tech")
+        sim.cameras[4].faults.offline = True
+        offline = await service.reprobe(record.id, "tech")
+        assert offline.status is CameraStatus.OFFLINE
+        again = await service.reprobe(record.id, "tech")  # no change: nothing published
+        assert again.status is CameraStatus.OFFLINE
+        seen = [live.queue.get_nowait() for _ in range(live.queue.qsize())]
+    assert [(i.camera_id, i.data["old"], i.data["new"]) for i in seen] == [
+        (record.id, "provisioning", "online"),
+        (record.id, "online", "offline"),
+    ]
 
     messages = await node.stores.bus.read("camera.status", "test", "t1", block_s=0)
     assert [(m.payload["camera_id"], m.payload["new"]) for m in messages] == [
