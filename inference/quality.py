@@ -108,7 +108,9 @@ def shrink_to_width(image: Image, width: int) -> Image:
 
 def _high_pass(grey: Grey) -> Floats:
     x = grey.astype(np.float32)
-    return np.asarray(cv2.GaussianBlur(x - cv2.GaussianBlur(x, (0, 0), 4.0), (0, 0), 0.8), dtype=np.float32)
+    # 25 taps (3 sigma) for the wide blur: OpenCV's default for float images is 33 (4 sigma), 35 % more work
+    # for the last 0.3 % of the kernel's weight
+    return np.asarray(cv2.GaussianBlur(x - cv2.GaussianBlur(x, (25, 25), 4.0), (0, 0), 0.8), dtype=np.float32)
 
 
 class QualityChecker:
@@ -163,12 +165,15 @@ class QualityChecker:
         bh, bw = h // gy, w // gx
         if bh < 2 or bw < 2:
             return []
-        blocks = grey[: bh * gy, : bw * gx].reshape(gy, bh, gx, bw).swapaxes(1, 2).reshape(gy * gx, -1)
-        blocks_f = blocks.astype(np.float32)
-        block_std, block_mean = blocks_f.std(axis=1), blocks_f.mean(axis=1)
+        # block means of x and x^2 by an integer-factor area resize (exact averages, 3x cheaper
+        # than numpy's per-block mean and std)
+        x = grey[: bh * gy, : bw * gx].astype(np.float32)
+        block_mean = cv2.resize(x, (gx, gy), interpolation=cv2.INTER_AREA)
+        block_sq = cv2.resize(x * x, (gx, gy), interpolation=cv2.INTER_AREA)
+        block_std = np.sqrt(np.maximum(block_sq - block_mean * block_mean, 0.0))
         uniform = block_std < max(s.occluded_block_min_std, s.occluded_block_rel_std * std)
         saturated = (block_mean > 245.0) & (block_std < 8.0)
-        fraction = float(np.count_nonzero(uniform | saturated)) / len(blocks)
+        fraction = float(np.count_nonzero(uniform | saturated)) / (gx * gy)
         metrics["occluded_fraction"] = fraction
         if fraction >= s.occluded_min_fraction:
             return [QualityFault(OCCLUDED, round(fraction, 4), s.occluded_min_fraction)]
