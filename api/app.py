@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from xueliang.api import errors
 from xueliang.api.audit import AuditMiddleware
-from xueliang.api.routes import audit, auth, health, users
+from xueliang.api.routes import audit, auth, cameras, cases, health, incidents, public, users, zones
 from xueliang.api.wall import attach_wall
 from xueliang.gateway import __version__
 from xueliang.gateway.node import Node, ensure_admin, open_node
@@ -31,8 +31,8 @@ def create_app(settings: Settings, *, announce: Announce | None = None) -> FastA
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Node]]:
         async with open_node(settings) as node:
-            await assemble(node, app)
-            await attach_wall(node, app)  # the live wall, until gateway/wiring.py attaches it
+            await assemble(node)
+            await attach_wall(node, app)  # the wall's relay service, routes and page
             created = await ensure_admin(node)
             if announce is not None:
                 result = announce(node, created)
@@ -53,6 +53,6 @@ def create_app(settings: Settings, *, announce: Announce | None = None) -> FastA
     )
     errors.install(app)
     app.add_middleware(AuditMiddleware)
-    for module in (health, auth, users, audit):
+    for module in (health, auth, users, audit, cameras, zones, incidents, cases, public):
         app.include_router(module.router)
     return app

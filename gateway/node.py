@@ -27,7 +27,9 @@ from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Stores
 
 if TYPE_CHECKING:
+    from xueliang.gateway.cameras.runtime import CameraRuntime
     from xueliang.gateway.casework import CaseWork
+    from xueliang.gateway.patrol import Patrol
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,10 @@ class Node:
     cipher: CameraCipher
     metrics: Metrics
     live: LiveFeed = field(default_factory=LiveFeed)
-    cases: CaseWork | None = None  # the case side, once wired (gateway/wiring.py)
+    # The parts, once assembled (gateway/wiring.py); None on a node opened for a CLI command.
+    cameras: CameraRuntime | None = None
+    cases: CaseWork | None = None
+    patrol: Patrol | None = None
     services: dict[str, Service] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: dict[str, int] = field(default_factory=dict)  # service name -> times restarted after a failure

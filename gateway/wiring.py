@@ -1,38 +1,30 @@
-"""Plugs the parts' services into a node: the one place that knows every part.
+"""Plugs the parts' services into a node: the one place that knows every part of the gateway.
 
-Each capability (cameras, patrol, cases, wall) adds its services and routes here.
+``assemble(node)`` builds camera management, the case side, the patrol (and the demo when asked)
+on the node and registers their long-running services; the API (``xueliang.api.app``) mounts the
+routes that reach them through the node. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
-from xueliang.api.routes import cameras as camera_routes
-from xueliang.api.routes import cases as case_routes
-from xueliang.api.routes import incidents as incident_routes
-from xueliang.api.routes import public as public_routes
-from xueliang.api.routes import zones as zone_routes
 from xueliang.gateway.cameras.runtime import attach_cameras
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.node import Node
 from xueliang.gateway.patrol import Patrol
 
 
-async def assemble(node: Node, app: FastAPI) -> None:
-    """Register the node's background services and the parts' API routes."""
-    cameras = app.state.cameras = await attach_cameras(node)
-    app.include_router(camera_routes.router)
-    node.cases = CaseWork(node, node.settings.events)
+async def assemble(node: Node) -> None:
+    """Build the parts in dependency order and register their services on ``node``."""
+    settings = node.settings
+    node.cameras = await attach_cameras(node)
+    node.cases = CaseWork(node, settings.events)
     await node.cases.start()
     node.add_service("cases", node.cases.run)
-    for module in (incident_routes, case_routes, public_routes, zone_routes):
-        app.include_router(module.router)
-    settings = node.settings
-    patrol = app.state.patrol = Patrol(node, node.cases, settings.detector, settings.sources, settings.analytics)
-    await patrol.start()
-    node.add_service("patrol", patrol.run)
-    if node.settings.demo.enabled:
+    node.patrol = Patrol(node, node.cases, settings.detector, settings.sources, settings.analytics)
+    await node.patrol.start()
+    node.add_service("patrol", node.patrol.run)
+    if settings.demo.enabled:
         from xueliang.gateway.demo import Demo  # the simulator is loaded only for the demo
 
-        app.state.demo = Demo(node, cameras.service)
-        node.add_service("demo", app.state.demo.run)
+        demo = Demo(node, node.cameras.service)
+        node.add_service("demo", demo.run)

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from xueliang.api.deps import Staff, Technician
+from xueliang.api.deps import NodeDep, Staff, Technician
 from xueliang.gateway.cameras.errors import CameraAddressError, ImportFileError, ImportQueueFull
 from xueliang.gateway.cameras.export import all_cameras, to_csv
 from xueliang.gateway.cameras.importer import parse_camera_file
@@ -32,11 +32,10 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 
 
-def get_cameras(request: Request) -> CameraRuntime:
-    runtime = getattr(request.app.state, "cameras", None)
-    if not isinstance(runtime, CameraRuntime):
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="camera management is not attached")
-    return runtime
+def get_cameras(node: NodeDep) -> CameraRuntime:
+    if node.cameras is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="camera management is not running")
+    return node.cameras
 
 
 CamerasDep = Annotated[CameraRuntime, Depends(get_cameras)]
