@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from xueliang.gateway.cameras.errors import CameraAddressError
+from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import GatewayError, StoreError
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
@@ -128,6 +130,8 @@ class Patrol:
         self.detector: Detector | QualityOnly = QualityOnly()
         self.snapshots: SnapshotClient | None = None
         self._logins: dict[str, Login] = {}
+        self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=300.0)
+        self._warned: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
         self.scheduler = PatrolScheduler(node.stores.jobs, self.targets, analytics.scheduler)
         live = LiveDetector(self.detector, node)
@@ -200,6 +204,10 @@ class Patrol:
                 await asyncio.sleep(0)
         except StoreError as exc:
             raise TargetsUnavailable(f"camera registry unreadable: {exc}") from exc
+        targets = [target_for(camera) for camera in cameras]
+        refused = await self._refused_hosts(targets)
+        if refused:
+            targets = [self._without(t, refused) for t in targets]
         logins = {}
         for camera in cameras:
             try:
@@ -207,7 +215,38 @@ class Patrol:
             except GatewayError as exc:
                 log.warning("camera %s: %s", camera.id, exc, extra={"camera_id": camera.id})
         self._logins = logins
-        return [target_for(camera) for camera in cameras]
+        return targets
+
+    async def _refused_hosts(self, targets: list[PatrolTarget]) -> set[str]:
+        """Hosts of snapshot/stream URIs outside ``security.allowed_networks`` (a camera may report
+        URIs pointing anywhere): the patrol never connects to them."""
+        hosts = {urlsplit(url).hostname or "" for t in targets for url in (t.snapshot_url, t.stream_url) if url}
+        refused = set()
+        for host in hosts:
+            try:
+                await self.guard.check(host)
+            except CameraAddressError as exc:
+                refused.add(host)
+                if host not in self._warned:
+                    self._warned.add(host)
+                    log.warning("patrol: not connecting to %s: %s", host, exc)
+        return refused
+
+    @staticmethod
+    def _without(target: PatrolTarget, refused: set[str]) -> PatrolTarget:
+        def allowed(url: str) -> str:
+            return "" if (urlsplit(url).hostname or "") in refused else url
+
+        snapshot, stream = allowed(target.snapshot_url), allowed(target.stream_url)
+        if (snapshot, stream) == (target.snapshot_url, target.stream_url):
+            return target
+        return target.model_copy(
+            update={
+                "snapshot_url": snapshot,
+                "stream_url": stream,
+                "enabled": target.enabled and bool(snapshot or stream),
+            }
+        )
 
     def _login(self, camera_id: str) -> Login | None:
         return self._logins.get(camera_id)
