@@ -12,6 +12,8 @@ from xueliang.api.deps import NodeDep, Staff
 from xueliang.api.wall.errors import NoLiveStream, SourceRefused
 from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import SourceSpec
+from xueliang.gateway.cameras.errors import CameraAddressError
+from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.errors import AuthError
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
@@ -71,8 +73,9 @@ def camera_password(node: Node, camera: CameraRecord) -> str:
         raise SourceRefused(f"camera {camera.id}: {exc}") from exc
 
 
-def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
-    """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record."""
+async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
+    """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record and
+    ``SourceRefused`` when its URI points outside ``security.allowed_networks``."""
     profile = live_profile(camera)
     if profile is None:
         raise NoLiveStream(
@@ -80,6 +83,11 @@ def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
             "or set its live profile"
         )
     parts = urlsplit(profile.stream_uri)
+    guard = node.cameras.service.guard if node.cameras else NetworkGuard(node.settings.security.allowed_networks)
+    try:
+        await guard.check(parts.hostname or "")
+    except CameraAddressError as exc:
+        raise SourceRefused(f"camera {camera.id}: not connecting to its stream: {exc}") from exc
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
     safe = urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))

@@ -74,7 +74,7 @@ async def whep_offer(camera_id: str, request: Request, principal: Operator, node
     except UnicodeDecodeError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the SDP offer is not UTF-8 text") from exc
     camera = await node.stores.cameras.get(camera_id)
-    session, answer = await wall.sessions.open(camera_source(node, camera), offer, principal.name)
+    session, answer = await wall.sessions.open(await camera_source(node, camera), offer, principal.name)
     location = f"/api/wall/whep/sessions/{session.id}"
     return Response(answer, status_code=status.HTTP_201_CREATED, media_type=SDP_TYPE, headers={"Location": location})
 
@@ -111,7 +111,7 @@ async def warm(body: WarmRequest, _: Operator, node: NodeDep, wall: WallDep) -> 
     for camera_id in dict.fromkeys(body.cameras):
         try:
             camera = await node.stores.cameras.get(camera_id)
-            result.warmed.append(wall.relay.warm(camera_source(node, camera)))
+            result.warmed.append(wall.relay.warm(await camera_source(node, camera)))
         except NotFound:
             result.refused[camera_id] = "no such camera"
         except WallError as exc:

@@ -16,7 +16,7 @@ from tests.wall.conftest import VIDEO, WallEnv
 from tests.wall.helpers import wait_until
 from xueliang.api.wall import h264
 from xueliang.api.wall.cameras import camera_source
-from xueliang.api.wall.errors import SourceUnavailable, SourceUnsupported
+from xueliang.api.wall.errors import SourceRefused, SourceUnavailable, SourceUnsupported
 from xueliang.api.wall.gop import GopCache
 from xueliang.api.wall.models import CLOCK_RATE, AccessUnit, SourceInfo, SourceSpec, StreamMode, UpstreamState
 from xueliang.api.wall.source import SourceReader
@@ -180,7 +180,7 @@ async def test_wrong_camera_password_is_reported_as_refused(quiet_grace: WallEnv
     env = quiet_grace
     env.sim.cameras[1].faults.wrong_password = True
     camera = await env.gateway.node.stores.cameras.get("cam-1")
-    info = env.wall.relay.warm(camera_source(env.gateway.node, camera))
+    info = env.wall.relay.warm(await camera_source(env.gateway.node, camera))
     assert info.viewers == 0
     upstream = env.wall.relay.upstream("cam-1")
     assert upstream is not None
@@ -196,10 +196,17 @@ async def test_wrong_camera_password_is_reported_as_refused(quiet_grace: WallEnv
 async def test_credentials_go_into_the_rtsp_url_but_never_into_the_safe_url(env: WallEnv) -> None:
     camera = await env.gateway.node.stores.cameras.get("cam-0")
     camera = camera.model_copy(update={"password_enc": env.gateway.node.cipher.encrypt("p@ss:w/rd")})
-    spec = camera_source(env.gateway.node, camera)
+    spec = await camera_source(env.gateway.node, camera)
     assert spec.url.startswith("rtsp://admin:p%40ss%3Aw%2Frd@127.1.0.1:")
     assert "p@ss" not in spec.safe_url and "admin" not in spec.safe_url
     assert spec.safe_url.endswith("/Streaming/Channels/102")
+
+
+async def test_a_stream_uri_outside_the_allowed_networks_is_refused(env: WallEnv) -> None:
+    camera = await env.gateway.node.stores.cameras.get("cam-0")
+    moved = [p.model_copy(update={"stream_uri": "rtsp://10.20.30.40:554/live"}) for p in camera.profiles]
+    with pytest.raises(SourceRefused, match=r"10\.20\.30\.40 is outside the allowed networks"):
+        await camera_source(env.gateway.node, camera.model_copy(update={"profiles": moved}))
 
 
 def fed_upstream(settings: WallSettings) -> Upstream:
