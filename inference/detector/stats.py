@@ -39,7 +39,7 @@ class DetectorStats:
     drops: int  # frames dropped from the queue (all cameras)
     drops_by_camera: dict[str, int]
     queue_depth: int  # frames waiting now
-    in_flight: int  # batches running now
+    in_flight: int  # batches handed to the sessions: running, or next in line (fixed-batch models)
     inference_ms: Percentiles  # session.run per batch
     preprocess_ms: Percentiles  # letterbox of a whole batch
     postprocess_ms: Percentiles  # decode + NMS of a whole batch

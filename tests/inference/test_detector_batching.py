@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from xueliang.inference.detector import Detector, DetectorState
+from xueliang.inference.detector.detector import LOOKAHEAD
 from xueliang.inference.errors import DetectorNotRunning, FrameDropped
 from xueliang.inference.frames import Frame, Image
 from xueliang.inference.settings import DetectorSettings
@@ -141,3 +142,32 @@ async def test_each_camera_keeps_its_own_class_filter_and_threshold(
     assert vehicles and {d.label for d in vehicles} <= {"car", "truck"}
     assert strict and all(d.score >= 0.75 for d in strict) and len(strict) < len(default)
     assert {d.label for d in default} >= {"person", "car"} and min(d.score for d in default) >= 0.35
+
+
+async def test_fixed_batch_sessions_get_their_next_frame_ahead(
+    models_dir: Path, vtest_frame: Callable[[int], Image]
+) -> None:
+    """A fixed-batch model: each session has its next frame handed over while it runs one (no event-loop
+    round trip between two frames); the frames behind those stay in the queue, under its policy."""
+    settings = DetectorSettings(model_path=models_dir / "yolox_nano.onnx", sessions=2)
+    frames = [Frame(camera_id=f"cam-{i}", image=vtest_frame(i * 50), captured_at=0.0) for i in range(8)]
+    async with Detector(settings) as detector:
+        tasks = [asyncio.create_task(detector.detect(f, min_score=0.5)) for f in frames]
+        seen: list[tuple[int, int]] = []
+        while not all(t.done() for t in tasks):
+            stats = detector.stats()
+            seen.append((stats.in_flight, stats.queue_depth))
+            await asyncio.sleep(0)
+        results = [t.result() for t in tasks]
+        expected = detector.detect_sync(frames, min_score=0.5)
+        # a newer frame of a camera whose frame waits in the queue still replaces it
+        blocker = [asyncio.create_task(detector.detect(f)) for f in frames[:4]]
+        await asyncio.sleep(0)
+        old = asyncio.create_task(detector.detect(Frame("late", frames[5].image, 0.0, seq=1)))
+        await asyncio.sleep(0)
+        new = await detector.detect(Frame("late", frames[5].image, 0.0, seq=2))
+        await asyncio.gather(*blocker)
+    assert results == expected
+    assert max(flight for flight, _ in seen) == 2 * (1 + LOOKAHEAD) == 4  # 2 running, 2 next in line
+    assert (4, 4) in seen  # and the other 4 frames waited in the queue
+    assert isinstance(old.exception(), FrameDropped) and new == expected[5]
