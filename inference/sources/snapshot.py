@@ -102,7 +102,8 @@ class SnapshotClient:
             s = self.settings
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=s.snapshot_pool_size, limit_per_host=0),
-                timeout=aiohttp.ClientTimeout(total=s.snapshot_timeout_s, sock_connect=s.snapshot_connect_timeout_s),
+                # the whole request runs under asyncio.timeout(snapshot_timeout_s) in _fetch: no second timer
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.snapshot_connect_timeout_s),
                 cookie_jar=aiohttp.DummyCookieJar(),  # cameras' cookies are never sent to another camera
                 trust_env=False,  # a proxy from the environment must not sit between the node and its cameras
                 auto_decompress=False,
@@ -180,11 +181,12 @@ class SnapshotSource:
         try:
             image, scale = await self._client.decode(data, what)
         except CorruptFrame as exc:
+            self._count(bytes=len(data))
             self._count_error(str(exc), corrupt=True)
             log.warning("%s", exc)
             raise CorruptFrame(str(exc), camera_id=self._camera_id) from exc
         self._seq += 1
-        self._count(frames=1)
+        self._count(frames=1, bytes=len(data))  # one locked update per snapshot, not two
         return Frame(
             camera_id=self._camera_id,
             image=image,
@@ -234,9 +236,7 @@ class SnapshotSource:
                 f"{where} cannot be reached ({type(exc).__name__}: {exc}): check the camera's power and network",
                 camera_id=self._camera_id,
             ) from exc
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._count(bytes=len(data))
-        return data
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _check_status(self, status: int, reason: str, where: str) -> None:
         if status in (401, 403):

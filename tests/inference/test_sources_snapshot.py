@@ -194,6 +194,8 @@ async def test_corrupt_jpegs_are_counted_and_not_fatal(camera: Camera) -> None:
         totals = client.stats()
     assert truncated.stats().corrupt == 1 and text.stats().corrupt == 1
     assert (totals.corrupt, totals.frames) == (2, 1)
+    # every byte received is counted, decodable or not
+    assert totals.bytes == len(camera.jpeg) // 2 + len(b"<html>no</html>") + len(camera.jpeg)
 
 
 async def test_http_errors_and_unreachable_cameras(camera: Camera) -> None:
