@@ -1,10 +1,19 @@
-"""The demo: simulated cameras started in-process and provisioned over two districts of Bazhong, so
-a newcomer running ``xueliang demo`` (``make run``) sees a populated registry at once.
+"""The demo: simulated cameras started in-process and provisioned over two districts of Bazhong,
+zones on the real footage, a watched camera, the reference intake, so a newcomer running
+``xueliang demo`` (``make run``) sees live cameras, boxes and alarms, and cases walking to closed.
 
 ``demo.cameras`` cameras answer on 127.1.0.1, 127.1.0.2, ... (one HTTP port), the first
 :data:`RTSP_CAMERAS` also stream ``demo.video`` over RTSP. Each gets a fixed id (``demo-0001``
 ...) so a restart, with the simulator on new ports, moves the same cameras instead of adding new
-ones. Provisioning runs in the background; the node is usable meanwhile.
+ones. Provisioning runs in the background; the node is usable meanwhile. What the cameras look
+for is in :mod:`xueliang.gateway.demo_scene`; the intake in :mod:`xueliang.gateway.demo_intake`.
+
+Wiring (``gateway/wiring.py``)::
+
+    demo = Demo(node, node.cameras.service)
+    node.settings = await demo.prepare()   # before the case side: the forwarder's URL is the demo intake's
+    ...
+    demo.add_services()                    # "demo" (simulator, provisioning) and "demo-intake"
 """
 
 from __future__ import annotations
@@ -13,13 +22,26 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.models import CameraSpec
 from xueliang.gateway.cameras.service import CameraService
+from xueliang.gateway.demo_intake import DemoIntake
+from xueliang.gateway.demo_scene import (
+    OPERATOR,
+    ensure_operator,
+    ensure_wall,
+    scene_policy,
+    scene_zones,
+    watched_indices,
+)
 from xueliang.gateway.errors import GatewayError
-from xueliang.gateway.models import Location, PatrolPolicy
+from xueliang.gateway.models import CameraRecord, Location, PatrolPolicy
 from xueliang.gateway.node import Node
+from xueliang.gateway.settings import Settings
+from xueliang.inference.patrol.scheduler import TargetsUnavailable
+from xueliang.inference.zones import Zone
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +128,28 @@ def demo_spec(index: int, host: str, port: int, username: str, password: str) ->
 
 
 class Demo:
-    """The node service ``demo``: runs the simulator for the node's lifetime and provisions it."""
+    """The node services ``demo`` (simulator, provisioning, scene) and ``demo-intake``."""
 
     def __init__(self, node: Node, service: CameraService) -> None:
         self.node = node
         self.service = service
         self.simulator: CameraSimulator | None = None
+        self.intake: DemoIntake | None = None
         self.provisioned = asyncio.Event()
+
+    async def prepare(self) -> Settings:
+        """Before the case side is built: bind the demo intake (``demo.intake``) and return the node's
+        settings with the forwarder pointed at it; the settings unchanged without the intake."""
+        settings = self.node.settings
+        if not settings.demo.intake:
+            return settings
+        self.intake = await DemoIntake.prepare(self.node)
+        return self.intake.with_forwarder(settings)
+
+    def add_services(self) -> None:
+        self.node.add_service("demo", self.run)
+        if self.intake is not None:
+            self.node.add_service("demo-intake", self.intake.run)
 
     async def run(self) -> None:
         demo = self.node.settings.demo
@@ -123,22 +160,35 @@ class Demo:
             password=secrets.token_urlsafe(12),
             name_prefix="DEMO",
         )
+        await ensure_operator(self.node)
         async with CameraSimulator(config) as simulator:
             self.simulator = simulator
             log.info("demo: %d simulated cameras on HTTP port %d", len(simulator.cameras), simulator.http_port)
             await self.provision(simulator)
+            await self.show(simulator)
             await asyncio.Event().wait()  # until the node stops
 
     async def provision(self, simulator: CameraSimulator) -> None:
         config = simulator.config
         limit = asyncio.Semaphore(PROVISION_CONCURRENCY)
         counts: dict[str, int] = {}
+        categories = [PLACES[index % len(PLACES)][0] for index in range(len(simulator.cameras))]
+        watched = watched_indices(categories, config.rtsp_count, self.node.settings.demo.watch_cameras)
+        seen: dict[str, int] = {}
+        nth = []  # the camera's rank among the cameras of its category
+        for category in categories:
+            nth.append(seen.get(category, 0))
+            seen[category] = nth[-1] + 1
 
         async def one(index: int, host: str) -> None:
             spec = demo_spec(index, host, simulator.http_port, config.username, config.password)
+            zones = scene_zones(spec.category, nth[index])
+            spec = spec.model_copy(update={"policy": scene_policy(spec.policy, zones, index in watched)})
             async with limit:
                 try:
                     record = await self.service.add(spec, ACTOR, bounded=False)
+                    if zones and not record.zones:  # a technician's own zones stay
+                        await self._set_zones(record, zones)
                 except GatewayError as exc:
                     log.warning("demo: camera %s not provisioned: %s", spec.id, exc)
                     counts["error"] = counts.get("error", 0) + 1
@@ -150,3 +200,25 @@ class Demo:
                 group.create_task(one(camera.index, camera.address))
         self.provisioned.set()
         log.info("demo: cameras provisioned: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+    async def _set_zones(self, record: CameraRecord, zones: tuple[Zone, ...]) -> None:
+        changed = record.model_copy(update={"zones": list(zones), "updated_at": datetime.now(UTC)})
+        await self.node.stores.cameras.upsert(changed)
+
+    async def show(self, simulator: CameraSimulator) -> None:
+        """Put the streaming cameras on a saved wall, and let the patrol see the cameras now instead of
+        at its next registry read (``analytics.scheduler.refresh_s``)."""
+        streaming = [f"demo-{c.index + 1:04d}" for c in simulator.cameras[: simulator.config.rtsp_count]]
+        await ensure_wall(self.node, [self.node.settings.security.bootstrap_admin, OPERATOR], streaming)
+        patrol = self.node.patrol
+        if patrol is None:
+            return
+        try:
+            targets = await patrol.targets()
+        except TargetsUnavailable as exc:
+            log.warning("demo: the patrol picks the cameras up at its next registry read: %s", exc)
+            return
+        patrol.watch.update(targets)
+        # Only cameras it does not know yet: a refresh that removed one could race a tick in progress.
+        if all(patrol.scheduler.next_due(t.camera_id) is None for t in targets):
+            await patrol.scheduler.refresh()

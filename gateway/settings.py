@@ -131,6 +131,18 @@ class DemoSettings(Section):
     enabled: bool = Field(False, description="Start the camera simulator and reference intake and provision them")
     cameras: int = Field(36, ge=1, le=50_000, description="Simulated cameras, spread over two districts")
     video: Path = Field(Path("../shared/data/vtest.avi"), description="Footage the simulated cameras show")
+    intake: bool = Field(
+        True,
+        description="Run the reference intake in-process on 127.0.0.1 and point the forwarder at it; "
+        "false: cases go to events.forwarder.intake_url",
+    )
+    intake_port: int = Field(0, ge=0, le=65535, description="Port of the demo intake; 0: a free port at each start")
+    intake_step_s: float = Field(
+        5.0, gt=0, description="Seconds between the demo intake's status steps (received .. closed)"
+    )
+    watch_cameras: int = Field(
+        1, ge=0, le=4, description="Streaming demo cameras watched continuously (live boxes, alarms in seconds)"
+    )
 
 
 class Settings(BaseSettings):

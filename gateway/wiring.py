@@ -15,16 +15,20 @@ from xueliang.gateway.patrol import Patrol
 
 async def assemble(node: Node) -> None:
     """Build the parts in dependency order and register their services on ``node``."""
-    settings = node.settings
     node.cameras = await attach_cameras(node)
+    demo = None
+    if node.settings.demo.enabled:
+        from xueliang.gateway.demo import Demo  # the simulator is loaded only for the demo
+
+        demo = Demo(node, node.cameras.service)
+        # The demo intake's port is bound now, so the case side is built pointing at it.
+        node.settings = await demo.prepare()
+    settings = node.settings
     node.cases = CaseWork(node, settings.events)
     await node.cases.start()
     node.add_service("cases", node.cases.run)
     node.patrol = Patrol(node, node.cases, settings.detector, settings.sources, settings.analytics)
     await node.patrol.start()
     node.add_service("patrol", node.patrol.run)
-    if settings.demo.enabled:
-        from xueliang.gateway.demo import Demo  # the simulator is loaded only for the demo
-
-        demo = Demo(node, node.cameras.service)
-        node.add_service("demo", demo.run)
+    if demo is not None:
+        demo.add_services()
