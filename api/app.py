@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from xueliang.api import errors
 from xueliang.api.audit import AuditMiddleware
@@ -55,4 +56,9 @@ def create_app(settings: Settings, *, announce: Announce | None = None) -> FastA
     app.add_middleware(AuditMiddleware)
     for module in (health, auth, users, audit, cameras, zones, incidents, cases, public):
         app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/wall/")  # people arriving at the gateway's address see the wall
+
     return app
