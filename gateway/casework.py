@@ -23,6 +23,7 @@ from xueliang.events.settings import EventsSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem, NotFound, StoreError
 from xueliang.gateway.models import CameraRecord
 from xueliang.gateway.node import Node
+from xueliang.gateway.serve import base_url
 from xueliang.inference.anomaly import Anomaly
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,11 @@ class CaseWork:
 
     def __init__(self, node: Node, settings: EventsSettings) -> None:
         self.node = node
+        events = resolve_paths(settings, node.settings.node.data_dir)
+        if not events.public_url:  # QR codes and the intake's status links need an absolute URL
+            events = events.model_copy(update={"public_url": base_url(node.settings)})
         self.service = CaseService(
-            resolve_paths(settings, node.settings.node.data_dir),
+            events,
             node.stores.outbox,
             on_case=self._case_changed,
             on_incident=self._incident_changed,
