@@ -3,7 +3,9 @@ hand the anomalies to the sink, acknowledge the job.
 
 ``workers`` coroutines share one job queue (``JobFeed``: the gateway's ``JobQueue``), one
 detector (it batches across cameras) and one bounded CPU executor (quality checks, evidence JPEG
-encoding). Per camera, a visit:
+encoding): the pipeline's own, or one it is given; on a small node, give it ``Detector.executor``
+(and the snapshot client too), so that a visit's CPU work runs on the sessions' threads instead of
+extra threads preempting them (see ``Detector.executor``). Per camera, a visit:
 
 1. builds a source with ``source_factory(job)`` (the gateway passes snapshot / RTSP sources,
    tests a file source) and reads one frame (``grab_timeout_s`` on top of the source's own);
@@ -35,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -103,7 +105,11 @@ class PatrolPipeline(Generic[J]):
         rules: RuleSettings | None = None,
         consumer: str | None = None,
         clock: Callable[[], float] = time.time,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor``: where the quality checks (and evidence encoding) run; ``None``: a pool of
+        ``settings.cpu_threads`` of the pipeline's own. A small node passes ``Detector.executor``
+        (see there); a borrowed executor is never shut down here."""
         self._jobs = jobs
         self._source_factory = source_factory
         self._detector = detector
@@ -114,7 +120,8 @@ class PatrolPipeline(Generic[J]):
         self._consumer = consumer or self._s.consumer
         self._clock = clock
         self._cameras: LruMap[CameraState] = LruMap(self._s.max_cameras)
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: Executor | None = executor
+        self._own_executor = executor is None
         self._state = PipelineState.CREATED
         self._stop = asyncio.Event()
         self._stats = PipelineStats(PipelineState.CREATED, workers=self._s.workers)
@@ -167,7 +174,7 @@ class PatrolPipeline(Generic[J]):
                     tg.create_task(self._worker(f"{self._consumer}-{index}"), name=f"patrol-worker-{index}")
         finally:
             self._state = PipelineState.STOPPED
-            if self._executor is not None:
+            if self._executor is not None and self._own_executor:
                 await asyncio.to_thread(self._executor.shutdown, wait=True)
                 self._executor = None
             log.info("patrol: workers stopped after %d jobs", self._stats.jobs)
@@ -313,7 +320,7 @@ class PatrolPipeline(Generic[J]):
         anomalies += (hit_to_anomaly(hit, frame, evidence, mode="patrol") for hit in hits)
         return anomalies
 
-    def _cpu(self) -> ThreadPoolExecutor:
+    def _cpu(self) -> Executor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._s.cpu_threads, thread_name_prefix="patrol-cpu")
         return self._executor

@@ -28,7 +28,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -134,6 +134,15 @@ class Detector:
         await self.stop()
 
     # --- the API -------------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """The detector's threads (one per session). On a small node the visit's other CPU work (JPEG
+        decode, quality checks) is best run here too: each thread then does a whole visit's CPU work
+        back to back, as the benchmark's limit does, instead of extra threads preempting the sessions
+        and evicting their caches (about 1 ms of CPU a frame on 2 cores, ``benchmarks/pipeline.py``).
+        Borrowers never shut it down; ``stop()`` does, so stop them first."""
+        return self._executor
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -53,13 +53,26 @@ def redact(url: str) -> str:
 class SnapshotClient:
     """The HTTP client and the JPEG decoders shared by every camera's snapshot source."""
 
-    def __init__(self, settings: SourceSettings, *, target_size: tuple[int, int] | None = None) -> None:
-        """``target_size``: the detector's input (width, height), for reduced-scale decode."""
+    def __init__(
+        self,
+        settings: SourceSettings,
+        *,
+        target_size: tuple[int, int] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        """``target_size``: the detector's input (width, height), for reduced-scale decode.
+
+        ``executor``: decode there (``Detector.executor`` on a small node, see there) instead of in a
+        pool of ``decode_threads`` of the client's own; a borrowed executor is never shut down here.
+        """
         self.settings = settings
         self.target_size = target_size if settings.reduced_decode else None
         self.counters = SourceCounters()
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
-        self._decoders = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="jpeg")
+        self._own_decoders = executor is None
+        self._decoders: Executor = executor or ThreadPoolExecutor(
+            max_workers=settings.decode_threads, thread_name_prefix="jpeg"
+        )
         self._sources: OrderedDict[tuple[str, str, str | None, str | None, str], SnapshotSource] = OrderedDict()
         self._closed = False
 
@@ -121,7 +134,8 @@ class SnapshotClient:
         self._closed = True
         if self._http is not None:
             await self._http.close()
-        await asyncio.to_thread(self._decoders.shutdown, wait=True)
+        if self._own_decoders:
+            await asyncio.to_thread(self._decoders.shutdown, wait=True)
 
     async def __aenter__(self) -> SnapshotClient:
         return self

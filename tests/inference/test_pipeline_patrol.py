@@ -7,6 +7,7 @@ import asyncio
 import functools
 import socket
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +402,55 @@ async def test_evidence_is_encoded_only_when_something_fires_and_once_per_frame(
     assert first == expected.evidence(hits[0].objects) and second == expected.evidence(hits[1].objects)
     decoded = cv2.imdecode(np.frombuffer(first.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (576, 768, 3)
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A real thread pool that remembers what it was asked to run."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2, thread_name_prefix="shared")
+        self.ran: list[str] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.ran.append(getattr(fn, "__name__", type(fn).__name__))
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_decode_and_quality_run_on_a_borrowed_executor_which_outlives_them(
+    camera: Camera, detector: Detector
+) -> None:
+    pool = CountingPool()
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    sink = Sink()
+    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0), executor=pool) as client:
+        pipeline = PatrolPipeline(
+            queue, factory(client), detector, sink, PipelineSettings(workers=1, take_timeout_s=0.05), executor=pool
+        )
+        assert await queue.put(
+            "walk-2", job("walk-2", camera.url("walk"), (zone(ZoneKind.INTRUSION, WALKWAY),)).model_dump(mode="json")
+        )
+        task = asyncio.create_task(pipeline.run())
+        await wait_for(lambda: pipeline.stats().frames == 1)
+        pipeline.stop()
+        await task
+    [anomaly] = sink.anomalies
+    assert anomaly.rule == "intrusion" and anomaly.value == 5.0
+    assert pool.ran == ["_decode", "check"]  # the JPEG decode, then the quality checks; nothing else
+    assert pool.submit(sum, (1, 2)).result() == 3  # neither the client nor the pipeline shut it down
+    pool.shutdown()
+
+
+async def test_a_node_on_the_detectors_threads_finds_the_same(camera: Camera, detector: Detector) -> None:
+    """The small-node wiring: decode and quality on ``Detector.executor``; same anomalies as apart."""
+    walkway = (zone(ZoneKind.INTRUSION, WALKWAY),)
+    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0), executor=detector.executor) as shared:
+        on_detector = PatrolPipeline(
+            LocalJobQueue(1, 60), factory(shared), detector, Sink(), executor=detector.executor
+        )
+        together = await on_detector.process(job("walk-3", camera.url("walk"), walkway))
+    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0)) as own:
+        apart = await PatrolPipeline(LocalJobQueue(1, 60), factory(own), detector, Sink()).process(
+            job("walk-3", camera.url("walk"), walkway)
+        )
+    assert [(a.rule, a.value, a.evidence) for a in together] == [(a.rule, a.value, a.evidence) for a in apart]
+    assert len(await detector.detect(Frame("after", clip_image(100), T0))) >= 5  # the detector still runs
