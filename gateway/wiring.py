@@ -7,7 +7,7 @@ routes that reach them through the node. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
-from xueliang.gateway.cameras.runtime import attach_cameras
+from xueliang.gateway.cameras.runtime import CameraRuntime, attach_cameras
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.node import Node
 from xueliang.gateway.patrol import Patrol
@@ -15,12 +15,20 @@ from xueliang.gateway.patrol import Patrol
 
 async def assemble(node: Node) -> None:
     """Build the parts in dependency order and register their services on ``node``."""
-    node.cameras = await attach_cameras(node)
+    node.cameras = cameras = await attach_cameras(node)
+    try:
+        await _assemble_after_cameras(node, cameras)
+    except BaseException:
+        await cameras.service.close()  # no service will run: close the camera side's HTTP session
+        raise
+
+
+async def _assemble_after_cameras(node: Node, cameras: CameraRuntime) -> None:
     demo = None
     if node.settings.demo.enabled:
         from xueliang.gateway.demo import Demo  # the simulator is loaded only for the demo
 
-        demo = Demo(node, node.cameras.service)
+        demo = Demo(node, cameras.service)
         # The demo intake's port is bound now, so the case side is built pointing at it.
         node.settings = await demo.prepare()
     settings = node.settings
