@@ -133,22 +133,27 @@ class Patrol:
         self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=300.0)
         self._warned: set[str] = set()
         self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
+        self._live = LiveDetector(self.detector, node)
+        self._runs = 0
+        self._build_parts()
+
+    def _build_parts(self) -> None:
+        """The scheduler, the workers and the watch manager. Each runs once: a restart gets new ones."""
+        node, analytics = self.node, self.analytics
         self.scheduler = PatrolScheduler(node.stores.jobs, self.targets, analytics.scheduler)
-        live = LiveDetector(self.detector, node)
         self.pipeline: PatrolPipeline[Job] = PatrolPipeline(
             node.stores.jobs,
             self.source_for_job,
-            live,
+            self._live,
             self.sink,
             analytics.pipeline,
             quality=analytics.quality,
             rules=analytics.rules,
             consumer=node.name,
         )
-        self._live = live
         self.watch = WatchManager(
             self.source_for_target,
-            live,
+            self._live,
             self.sink,
             executor=self._executor,
             settings=analytics.watch,
@@ -176,14 +181,21 @@ class Patrol:
         self.node.metrics.add_sampler("patrol", self._sample)
 
     async def run(self) -> None:
+        """The node service ``patrol``. A failure propagates to the node's supervisor, which runs this
+        again: with new scheduler, workers and watch manager, the same detector and sources; only the
+        node stopping (cancellation) closes those."""
+        if self._runs:
+            self._build_parts()
+        self._runs += 1
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.scheduler.run(), name="patrol-scheduler")
                 group.create_task(self.pipeline.run(), name="patrol-workers")
                 group.create_task(self.watch.run(), name="watch-sessions")
                 group.create_task(self._follow_watch(), name="watch-follow")
-        finally:
+        except asyncio.CancelledError:
             await self.close()
+            raise
 
     async def close(self) -> None:
         if isinstance(self.detector, Detector):
