@@ -9,7 +9,8 @@ extra threads preempting them (see ``Detector.executor``). Per camera, a visit:
 
 1. builds a source with ``source_factory(job)`` (the gateway passes snapshot / RTSP sources,
    tests a file source) and reads one frame (``grab_timeout_s`` on top of the source's own);
-2. runs the quality checks (executor);
+2. runs the quality checks (executor; a snapshot source runs them right after its decode, in the
+   same hop, while the picture is in that core's cache);
 3. unless the picture is black or covered, ``detector.detect`` with the camera's class filter;
 4. runs the zone rules (on the loop: a few boxes against a few polygons costs less than a hop to
    the executor); when something fired, builds the anomalies with the frame as evidence (the
@@ -54,7 +55,7 @@ from xueliang.inference.rules.base import RuleHit
 from xueliang.inference.rules.engine import CameraRules
 from xueliang.inference.rules.evidence import FrameEvidence, hit_to_anomaly
 from xueliang.inference.rules.settings import QualitySettings, RuleSettings
-from xueliang.inference.sources.base import FrameSource
+from xueliang.inference.sources.base import FrameSource, ReadThen
 
 log = logging.getLogger(__name__)
 
@@ -230,28 +231,36 @@ class PatrolPipeline(Generic[J]):
         """Visit one camera: grab, check, detect, apply rules, send the anomalies; returns them."""
         state = self._cameras.get_or_create(job.camera_id, lambda: self._new_state(job.camera_id))
         async with state.lock:
-            frame = await self._grab(job, state)
-            if frame is None:
+            grabbed = await self._grab(job, state)
+            if grabbed is None:
                 return await self._unreachable(job, state)
-            grabbed = time.monotonic()
-            anomalies = await self._analyse(job, frame, state)
+            frame, report = grabbed
+            started = time.monotonic()
+            anomalies = await self._analyse(job, frame, report, state)
             for anomaly in anomalies:
                 await self._sink(anomaly)
             self._stats.frames += 1
             self._stats.anomalies += len(anomalies)
-            self._latency.add(time.monotonic() - grabbed)
+            self._latency.add(time.monotonic() - started)
             self._rate.tick(time.monotonic())
             return anomalies
 
     def _new_state(self, camera_id: str) -> CameraState:
         return CameraState(QualityState(), CameraRules(camera_id, self._rule_settings))
 
-    async def _grab(self, job: PatrolJob, state: CameraState) -> Frame | None:
+    async def _grab(self, job: PatrolJob, state: CameraState) -> tuple[Frame, QualityReport | None] | None:
+        """The frame, and its quality report when the source could run the checks right after
+        decoding it (``ReadThen``: snapshots); None when no frame came."""
         source: FrameSource | None = None
+        report: QualityReport | None = None
         try:
             source = self._source_factory(job)
             async with asyncio.timeout(self._s.grab_timeout_s):  # no extra task per visit, unlike wait_for
-                frame = await source.read()
+                if isinstance(source, ReadThen):
+                    checks = state.quality
+                    frame, report = await source.read_then(lambda f: self._quality.check(f, checks))
+                else:
+                    frame = await source.read()
         except (SourceError, CorruptFrame, TimeoutError) as exc:
             state.failures += 1
             kind = "source_timeout" if isinstance(exc, TimeoutError) else _kind(exc)
@@ -266,7 +275,7 @@ class PatrolPipeline(Generic[J]):
         if state.failures:
             log.info("camera %s: frames again after %d failed visit(s)", job.camera_id, state.failures)
         state.failures = 0
-        return frame
+        return frame, report
 
     async def _unreachable(self, job: PatrolJob, state: CameraState) -> list[Anomaly]:
         if state.failures < self._s.unreachable_after:
@@ -285,10 +294,13 @@ class PatrolPipeline(Generic[J]):
         self._stats.anomalies += 1
         return [anomaly]
 
-    async def _analyse(self, job: PatrolJob, frame: Frame, state: CameraState) -> list[Anomaly]:
+    async def _analyse(
+        self, job: PatrolJob, frame: Frame, report: QualityReport | None, state: CameraState
+    ) -> list[Anomaly]:
         loop = asyncio.get_running_loop()
         executor = self._cpu()
-        report: QualityReport = await loop.run_in_executor(executor, self._quality.check, frame, state.quality)
+        if report is None:
+            report = await loop.run_in_executor(executor, self._quality.check, frame, state.quality)
         detections: list[Detection] | None = []
         if report.blocks_detection:
             self._stats.skipped_detection += 1

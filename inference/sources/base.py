@@ -6,9 +6,9 @@ import asyncio
 import enum
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from xueliang.inference.errors import CorruptFrame, SourceEnded
 from xueliang.inference.frames import Frame
@@ -91,6 +91,17 @@ class FrameSource(Protocol):
     def stats(self) -> SourceStats: ...
 
     async def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ReadThen(Protocol):
+    """A source that can run a function on its frame right after decoding it, in the same executor
+    hop (``SnapshotSource``): the patrol runs its quality checks that way."""
+
+    async def read_then(self, then: Callable[[Frame], T]) -> tuple[Frame, T]: ...
 
 
 async def paced(source: FrameSource, fps: float | None = None) -> AsyncIterator[Frame]:

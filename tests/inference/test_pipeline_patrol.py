@@ -435,7 +435,10 @@ async def test_decode_and_quality_run_on_a_borrowed_executor_which_outlives_them
         await task
     [anomaly] = sink.anomalies
     assert anomaly.rule == "intrusion" and anomaly.value == 5.0
-    assert pool.ran == ["_decode", "check"]  # the JPEG decode, then the quality checks; nothing else
+    # one hop: the JPEG decode and, right after it on the same thread, the quality checks
+    assert pool.ran == ["_decode_then"]
+    camera_state = pipeline.camera_state("walk-2")
+    assert camera_state is not None and camera_state.quality.visits == 1
     assert pool.submit(sum, (1, 2)).result() == 3  # neither the client nor the pipeline shut it down
     pool.shutdown()
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ from aiohttp import web
 
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import CorruptFrame, SourceAuthFailed, SourceTimeout, SourceUnavailable
-from xueliang.inference.frames import Image
+from xueliang.inference.frames import Frame, Image
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 from xueliang.inference.sources import FrameSource, SnapshotClient
+from xueliang.inference.sources.base import ReadThen
 from xueliang.inference.sources.jpeg import jpeg_size, reduction_for
 
 USER, PASSWORD, REALM, NONCE = "admin", "S3cret-pw", "IP Camera", "5f3c9a1b7e"
@@ -147,6 +149,27 @@ async def test_snapshot_decodes_at_reduced_scale_and_keeps_the_jpeg(camera: Came
     [people] = detector.detect_sync([frame], classes=frozenset({"person"}), min_score=0.5)
     assert len(people) >= 5
     assert all(d.x2 <= 480 and d.y2 <= 270 for d in people)  # boxes in the reduced image's pixels
+
+
+async def test_read_then_runs_a_function_on_the_frame_in_the_decode_thread(camera: Camera) -> None:
+    seen: list[tuple[str, int]] = []
+
+    def inspect(frame: Frame) -> float:
+        seen.append((threading.current_thread().name, frame.seq))
+        return float(frame.image.mean())
+
+    async with SnapshotClient(SETTINGS, target_size=(416, 416)) as client:
+        source = client.source("gate-10", camera.base + "/snap.jpg", username=USER, password=PASSWORD)
+        frame, mean = await source.read_then(inspect)
+        plain = await source.read()
+        corrupt = client.source("gate-10", camera.base + "/truncated.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(CorruptFrame, match="truncated JPEG") as caught:
+            await corrupt.read_then(inspect)
+    assert isinstance(source, ReadThen) and caught.value.camera_id == "gate-10"
+    assert mean == float(plain.image.mean()) and np.array_equal(frame.image, plain.image)
+    assert (frame.seq, plain.seq, frame.jpeg, frame.scale) == (1, 2, camera.jpeg, 0.25)
+    assert seen == [("jpeg_0", 1)]  # on the decoder's thread, and never for a frame that did not decode
+    assert corrupt.stats().corrupt == 1 and source.stats().frames == 2
 
 
 async def test_full_scale_when_reduced_decode_is_off(camera: Camera) -> None:
