@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from xueliang.events.errors import TableError
 from xueliang.events.models import CameraContext, Case, Incident
-from xueliang.events.service import CaseService
+from xueliang.events.service import CaseService, ServiceState
 from xueliang.events.settings import EventsSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem, NotFound, StoreError
 from xueliang.gateway.models import CameraRecord
@@ -95,15 +95,16 @@ class CaseWork:
         events = resolve_paths(settings, node.settings.node.data_dir)
         if not events.public_url:  # QR codes and the intake's status links need an absolute URL
             events = events.model_copy(update={"public_url": base_url(node.settings)})
-        self.service = CaseService(
-            events,
-            node.stores.outbox,
-            on_case=self._case_changed,
-            on_incident=self._incident_changed,
-        )
+        self.settings = events
+        self.service = self._new_service()
         self._contexts: OrderedDict[str, tuple[float, CameraContext]] = OrderedDict()
         self.consumed = 0
         self.malformed = 0
+
+    def _new_service(self) -> CaseService:
+        return CaseService(
+            self.settings, self.node.stores.outbox, on_case=self._case_changed, on_incident=self._incident_changed
+        )
 
     async def start(self) -> None:
         """Check the grading, routing and mapping tables and open the case store; a broken table
@@ -116,6 +117,12 @@ class CaseWork:
         self.node.metrics.add_sampler("cases", self._sample)
 
     async def run(self) -> None:
+        """The node service ``cases``. After a failure the service was stopped and its store closed:
+        the supervisor's next run starts a new one on the same store (live incidents restored from
+        it, committed cases not yet in the outbox added), as a process restart would."""
+        if self.service.state is not ServiceState.STARTED:
+            self.service = self._new_service()
+            await self.service.start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.service.run(), name="case-service")
