@@ -19,10 +19,14 @@ Wiring (``gateway/wiring.py``)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.models import CameraSpec
@@ -35,6 +39,7 @@ from xueliang.gateway.demo_scene import (
     scene_policy,
     scene_zones,
     watched_indices,
+    write_private,
 )
 from xueliang.gateway.errors import GatewayError
 from xueliang.gateway.models import CameraRecord, Location, PatrolPolicy
@@ -46,6 +51,7 @@ from xueliang.inference.zones import Zone
 log = logging.getLogger(__name__)
 
 RTSP_CAMERAS = 4
+SIMULATOR_FILE = "demo-simulator.json"
 ACTOR = "system:demo"
 PROVISION_CONCURRENCY = 16
 
@@ -152,21 +158,44 @@ class Demo:
             self.node.add_service("demo-intake", self.intake.run)
 
     async def run(self) -> None:
-        demo = self.node.settings.demo
-        config = SimulatorConfig(
-            count=demo.cameras,
-            video=demo.video,
-            rtsp_count=min(RTSP_CAMERAS, demo.cameras),
-            password=secrets.token_urlsafe(12),
-            name_prefix="DEMO",
-        )
         await ensure_operator(self.node)
-        async with CameraSimulator(config) as simulator:
-            self.simulator = simulator
+        async with contextlib.AsyncExitStack() as stack:
+            simulator = self.simulator = await self._start_simulator(stack)
             log.info("demo: %d simulated cameras on HTTP port %d", len(simulator.cameras), simulator.http_port)
             await self.provision(simulator)
             await self.show(simulator)
             await asyncio.Event().wait()  # until the node stops
+
+    async def _start_simulator(self, stack: contextlib.AsyncExitStack) -> CameraSimulator:
+        """The simulator on the ports and with the password of the last run when it can (the registry
+        is then right from the first moment: no visits to addresses of the last run); else on new
+        ports (provisioning moves the cameras). Both kept in ``<data_dir>/demo-simulator.json``."""
+        demo = self.node.settings.demo
+        path = self.node.settings.node.data_dir / SIMULATOR_FILE
+        kept = await asyncio.to_thread(_read_kept, path)
+        config = SimulatorConfig(
+            count=demo.cameras,
+            video=demo.video,
+            rtsp_count=min(RTSP_CAMERAS, demo.cameras),
+            password=kept.password or secrets.token_urlsafe(12),
+            name_prefix="DEMO",
+            http_port=kept.http_port,
+            rtsp_port=kept.rtsp_port,
+        )
+        try:
+            simulator = await stack.enter_async_context(CameraSimulator(config))
+        except OSError as exc:
+            log.info("demo: the simulator's ports of the last run are taken (%s): new ones, the cameras move", exc)
+            fresh = config.model_copy(update={"http_port": 0, "rtsp_port": 0})
+            simulator = await stack.enter_async_context(CameraSimulator(fresh))
+        kept = KeptSimulator(http_port=simulator.http_port, rtsp_port=simulator.rtsp_port, password=config.password)
+        try:
+            await asyncio.to_thread(write_private, path, kept.model_dump_json())
+        except OSError as exc:
+            log.warning(
+                "demo: cannot keep the simulator's ports in %s (%s): the next start moves the cameras", path, exc
+            )
+        return simulator
 
     async def provision(self, simulator: CameraSimulator) -> None:
         config = simulator.config
@@ -222,3 +251,24 @@ class Demo:
         # Only cameras it does not know yet: a refresh that removed one could race a tick in progress.
         if all(patrol.scheduler.next_due(t.camera_id) is None for t in targets):
             await patrol.scheduler.refresh()
+
+
+class KeptSimulator(BaseModel):
+    """What a run keeps of its simulator for the next (``<data_dir>/demo-simulator.json``, mode 0600)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    http_port: int = Field(0, ge=0, le=65535, description="HTTP port of the last run; 0: any")
+    rtsp_port: int = Field(0, ge=0, le=65535, description="RTSP port of the last run; 0: any")
+    password: str = Field("", description="The simulated cameras' password of the last run; empty: a new one")
+
+
+def _read_kept(path: Path) -> KeptSimulator:
+    """What the last run kept; defaults when the file is missing or unreadable."""
+    try:
+        return KeptSimulator.model_validate_json(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return KeptSimulator()
+    except (OSError, ValidationError) as exc:
+        log.warning("demo: %s unreadable (%s): the simulator starts on new ports", path, exc)
+        return KeptSimulator()

@@ -96,7 +96,7 @@ async def ensure_operator(node: Node) -> Path:
         pass
     password = secrets.token_urlsafe(12)
     try:
-        await asyncio.to_thread(_write_private, path, f"{OPERATOR}\n{password}\n")  # first: no password lost
+        await asyncio.to_thread(write_private, path, f"{OPERATOR}\n{password}\n")  # first: no password lost
     except OSError as exc:
         raise DemoError(f"cannot keep the demo operator's password in {path}: {exc.strerror}") from exc
     user = User(username=OPERATOR, password_hash=await node.passwords.hash(password), role=Role.OPERATOR)
@@ -109,7 +109,7 @@ async def ensure_operator(node: Node) -> Path:
     return path
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -128,6 +128,6 @@ async def ensure_wall(node: Node, users: list[str], cameras: list[str]) -> None:
         path = directory / f"{user}.json"
         if WALL_FILE_NAME.fullmatch(user) and not path.exists():
             try:
-                await asyncio.to_thread(_write_private, path, text)
+                await asyncio.to_thread(write_private, path, text)
             except OSError as exc:
                 log.warning("demo: cannot save the demo wall for %s in %s: %s", user, path, exc.strerror)

@@ -2,7 +2,7 @@
 port: simulated cameras come online, the real detector runs on the real footage, the school-gate
 zone raises an incident, its case reaches the in-process demo intake and walks to closed through
 signed callbacks; the case's public page and QR code work; ``/`` leads to the wall; the demo
-operator and the demo wall exist; a restart reuses the intake's API key.
+operator and the demo wall exist; a restart reuses the intake's API key and the simulator's ports.
 
 The config file only shortens the demo's clocks (intake steps, watch repeat) so this takes seconds;
 everything else is what ``make run`` starts.
@@ -127,6 +127,8 @@ async def test_the_demo_shows_cameras_detections_incidents_and_cases_walking_to_
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert demo.process is not None
     assert key not in demo.process.log.read_text() and password not in demo.process.log.read_text()
+    addresses = {c["id"]: (c["host"], c["port"]) for c in (await get("/api/cameras", limit=1000))["items"]}
+    assert stat.S_IMODE((demo.data_dir / "demo-simulator.json").stat().st_mode) == 0o600
     # SIGTERM: a clean stop (uvicorn shuts down, then re-raises the signal to end with its status)
     assert demo.process.stop() in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in demo.process.tail(500)
@@ -134,5 +136,8 @@ async def test_the_demo_shows_cameras_detections_incidents_and_cases_walking_to_
     admin = await demo.login()
     keys = [k for k in await get("/api/api-keys") if k["name"] == "demo-intake"]
     assert len(keys) == 1 and keys[0]["role"] == "intake" and key_file.read_text().strip() == key
+    await wait_for(cameras_online, 60, "the demo cameras online again after the restart")
+    again = {c["id"]: (c["host"], c["port"]) for c in (await get("/api/cameras", limit=1000))["items"]}
+    assert again == addresses  # the simulator came back on its ports: the registry was right all along
     assert demo.process is not None
     demo.process.kill(signal.SIGTERM)
