@@ -247,7 +247,10 @@ class Demo:
         except TargetsUnavailable as exc:
             log.warning("demo: the patrol picks the cameras up at its next registry read: %s", exc)
             return
-        patrol.watch.update(targets)
+        try:
+            patrol.watch.update(targets)
+        except RuntimeError as exc:  # its manager is not running (the patrol restarting): it follows by itself
+            log.info("demo: watch mode picks the cameras up at its next registry read (%s)", exc)
         # Only cameras it does not know yet: a refresh that removed one could race a tick in progress.
         if all(patrol.scheduler.next_due(t.camera_id) is None for t in targets):
             await patrol.scheduler.refresh()
