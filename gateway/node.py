@@ -99,7 +99,6 @@ class Node:
             await self.metrics.sample()
             await asyncio.sleep(METRICS_PERIOD_S)
 
-
     async def _service_stats(self) -> dict[str, float]:
         return {f"restarts_{name}": float(count) for name, count in self.restarts.items()}
 
