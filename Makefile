@@ -7,8 +7,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests and the demo use: Redis (scale-out stores), Mosquitto (MQTT sensors),
-# ffmpeg (H.264 for the simulator's RTSP), Chromium (wall tests), iproute2 (test namespaces).
-DEBS    := redis-server mosquitto ffmpeg chromium iproute2 fonts-noto-cjk
+# ffmpeg (H.264 for the simulator's RTSP), Chromium (wall tests), iproute2 (test namespaces),
+# zbar-tools (QR codes decoded in tests).
+DEBS    := redis-server mosquitto ffmpeg chromium iproute2 fonts-noto-cjk zbar-tools
 PARTS   := gateway api connectors inference events config
 CORE    := -p xueliang.gateway -p xueliang.api -p xueliang.connectors -p xueliang.inference -p xueliang.events
 
