@@ -55,7 +55,9 @@ class Wall {
     this.cameras = new Map(cameras.map((c) => [c.id, c]));
     this.tree.setCameras(cameras);
     await this.saved.load();
-    const last = JSON.parse(localStorage.getItem(`xl.wall.current.${auth.user}`) || "null");
+    // The wall this browser showed last; on a first visit, the operator's first saved wall.
+    const last = JSON.parse(localStorage.getItem(`xl.wall.current.${auth.user}`) || "null")
+      || this.saved.doc.walls?.[0] || null;
     this.setLayout(last?.layout || 4, last?.cameras || []);
     this.connectFeed();
     document.querySelector(".user").textContent = auth.user;
