@@ -6,10 +6,11 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the tests and the demo use: Redis (scale-out stores), Mosquitto (MQTT sensors),
+# Debian packages the tests and the demo use: python3-venv (the virtual environment), Redis
+# (scale-out stores), Mosquitto (the MQTT broker of the sensor integration),
 # ffmpeg (H.264 for the simulator's RTSP), Chromium (wall tests), iproute2 (test namespaces),
 # zbar-tools (QR codes decoded in tests).
-DEBS    := redis-server mosquitto ffmpeg chromium iproute2 fonts-noto-cjk zbar-tools
+DEBS    := python3-venv redis-server mosquitto ffmpeg chromium iproute2 fonts-noto-cjk zbar-tools
 PARTS   := gateway api connectors inference events config
 CORE    := -p xueliang.gateway -p xueliang.api -p xueliang.connectors -p xueliang.inference -p xueliang.events
 
@@ -21,6 +22,7 @@ help:
 	@echo "make lint / typecheck / bench / clean"
 
 $(STAMP): pyproject.toml setup.py
+	@$(MAKE) --no-print-directory system-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -14,6 +14,7 @@ from xueliang.gateway.errors import (
     GatewayError,
     NotFound,
     PermissionDenied,
+    SecretUnreadable,
     StoreUnavailable,
 )
 
@@ -25,6 +26,7 @@ STATUS_BY_ERROR: tuple[tuple[type[GatewayError], int], ...] = (
     (StoreUnavailable, 503),
     (AuthError, 401),
     (PermissionDenied, 403),
+    (SecretUnreadable, 409),
     (ConfigError, 422),
 )
 

@@ -9,7 +9,8 @@
     │   ├── Conflict                  the record exists already / was changed concurrently
     │   └── StoreUnavailable          the backing service (SQLite file, Redis) cannot be reached
     ├── AuthError                     who you are could not be established (HTTP 401)
-    └── PermissionDenied              who you are may not do this (HTTP 403)
+    ├── PermissionDenied              who you are may not do this (HTTP 403)
+    └── SecretUnreadable              a stored secret cannot be decrypted (key changed; HTTP 409)
 
 Each part keeps its own tree for its own domain (``xueliang.connectors.onvif.errors``,
 ``xueliang.inference.errors``, ``xueliang.events.errors``); the API maps them to HTTP answers.
@@ -70,3 +71,7 @@ class AuthError(GatewayError):
 
 class PermissionDenied(GatewayError):
     """The caller is known but its role does not allow the action."""
+
+
+class SecretUnreadable(GatewayError):
+    """A stored secret (a camera password) cannot be decrypted with the configured key."""

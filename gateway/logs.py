@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -41,8 +42,29 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{' '.join(context)}]" if context else text
 
 
+# Credentials that must never reach a log line, whoever logs it (uvicorn logs WebSocket paths with
+# their query string, where a wall page may carry ?token=): login tokens, API keys, URL passwords.
+_SECRETS = re.compile(r"((?:token|api_key|key|password)=)[^&\s\"']+|(xlk_[0-9a-f]+_)[\w-]+|(://[^/:@\s]+:)[^@/\s]+(@)")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "***" + (m.group(4) or ""), text)
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces credentials in every record's message before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 def configure(level: str = "INFO", json_format: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets())
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -132,6 +132,7 @@ class Patrol:
         self._logins: dict[str, Login] = {}
         self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=300.0)
         self._warned: set[str] = set()
+        self._plain: dict[str, str | GatewayError] = {}  # ciphertext -> password (this node's memory only)
         self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
         self._live = LiveDetector(self.detector, node)
         self._runs = 0
@@ -220,14 +221,38 @@ class Patrol:
         refused = await self._refused_hosts(targets)
         if refused:
             targets = [self._without(t, refused) for t in targets]
+        self._logins = await self._decrypt_logins(cameras)
+        return targets
+
+    async def _decrypt_logins(self, cameras: list[CameraRecord]) -> dict[str, Login]:
+        """Credentials by camera id. Only ciphertexts not seen before are decrypted, in a worker
+        thread (a city's worth of Fernet decrypts would hold the event loop for a noticeable time)."""
+        known = self._plain
+        fresh = {c.password_enc for c in cameras if c.password_enc not in known}
+
+        def decrypt_all() -> dict[str, str | GatewayError]:
+            out: dict[str, str | GatewayError] = {}
+            for token in fresh:
+                try:
+                    out[token] = self.node.cipher.decrypt(token)
+                except GatewayError as exc:
+                    out[token] = exc
+            return out
+
+        if fresh:
+            decrypted = await asyncio.to_thread(decrypt_all)
+            known = {token: known[token] for token in {c.password_enc for c in cameras} if token in known}
+            self._plain = known = {**known, **decrypted}
         logins = {}
         for camera in cameras:
-            try:
-                logins[camera.id] = Login(camera.username, self.node.cipher.decrypt(camera.password_enc))
-            except GatewayError as exc:
-                log.warning("camera %s: %s", camera.id, exc, extra={"camera_id": camera.id})
-        self._logins = logins
-        return targets
+            plain = known.get(camera.password_enc, "")
+            if isinstance(plain, GatewayError):
+                if camera.id not in self._warned:
+                    self._warned.add(camera.id)
+                    log.warning("camera %s: %s", camera.id, plain, extra={"camera_id": camera.id})
+                continue
+            logins[camera.id] = Login(camera.username, plain)
+        return logins
 
     async def _refused_hosts(self, targets: list[PatrolTarget]) -> set[str]:
         """Hosts of snapshot/stream URIs outside ``security.allowed_networks`` (a camera may report

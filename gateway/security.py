@@ -24,7 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
 
-from xueliang.gateway.errors import AuthError, ConfigError, ConfigProblem
+from xueliang.gateway.errors import AuthError, ConfigError, ConfigProblem, SecretUnreadable
 from xueliang.gateway.models import Role
 from xueliang.gateway.settings import PLACEHOLDERS, Environment, Settings
 
@@ -46,6 +46,7 @@ class Passwords:
 
     def __init__(self) -> None:
         self._hasher = PasswordHasher()
+        self._decoy: str | None = None
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -61,6 +62,14 @@ class Passwords:
                 return False
 
         return await asyncio.to_thread(check)
+
+    async def verify_nobody(self, password: str) -> bool:
+        """Spend what a real check costs, for a user name that does not exist: the answer's timing
+        must not tell which user names exist."""
+        if self._decoy is None:
+            self._decoy = await self.hash(secrets.token_urlsafe(16))
+        await self.verify(self._decoy, password)
+        return False
 
 
 class Tokens:
@@ -130,7 +139,7 @@ class CameraCipher:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise AuthError(
+            raise SecretUnreadable(
                 "a stored camera password cannot be decrypted: security.camera_key changed? "
                 "restore the old key or re-enter the camera's password"
             ) from exc

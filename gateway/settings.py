@@ -11,6 +11,8 @@ Secrets (``security.*``) are refused while they hold a placeholder, unless ``env
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import contextvars
 import enum
@@ -107,10 +109,19 @@ class SecuritySettings(BaseModel):
                 f"placeholder secret refused in {environment} mode; set "
                 f"{ENV_PREFIX}SECURITY__{str(info.field_name).upper()} (or environment: development)"
             )
+        if info.field_name == "camera_key" and environment != Environment.DEVELOPMENT and not _is_fernet_key(value):
+            raise ValueError("camera_key must be a Fernet key (urlsafe base64 of 32 bytes): `xueliang config gen-key`")
         short = len(value.get_secret_value()) < 32
         if info.field_name == "secret_key" and environment != Environment.DEVELOPMENT and short:
             raise ValueError("secret_key must be at least 32 characters")
         return value
+
+
+def _is_fernet_key(value: SecretStr) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.get_secret_value().encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 class StorageSettings(Section):
@@ -233,27 +244,41 @@ def _hint(error_type: str, key: str) -> str:
         return "remove it or correct its spelling; `xueliang config show` prints the valid keys"
     if error_type == "missing":
         return "add this key"
-    if "secret" in key or key.startswith("security."):
+    if _is_secret(key):
         return "set it in the environment, never in a file under version control"
     return "see config/gateway.yaml for the documented default and type"
 
 
 # A section-level validator names the exact key inside its section as "sub.key: message".
+_INTERNAL_LOC = re.compile(r"[\[(]")  # e.g. "lax-or-strict[...]", "function-after[...]"
 _NESTED_KEY = re.compile(r"^Value error, ([a-z_][a-z0-9_.]*): (.*)$", re.DOTALL)
 
 
+def _is_secret(key: str) -> bool:
+    """Settings whose values are never echoed in a message."""
+    leaf = key.rsplit(".", 1)[-1]
+    return "secret" in leaf or leaf.endswith("key") or "password" in leaf or "credential" in leaf
+
+
 def problems_from(error: ValidationError) -> list[ConfigProblem]:
-    problems = []
+    """One problem per key path: pydantic's internal validator names are dropped from the path, and
+    the alternatives of a union (an IPv4 or an IPv6 network) are said in one message."""
+    problems: dict[str, ConfigProblem] = {}
     for item in error.errors(include_url=False):
-        key = ".".join(str(part) for part in item["loc"]) or "(top)"
+        parts = [str(part) for part in item["loc"] if not _INTERNAL_LOC.search(str(part))]
+        key = ".".join(parts) or "(top)"
         message = item["msg"]
         if item["type"] == "value_error" and (nested := _NESTED_KEY.match(message)):
             key, message = f"{key}.{nested.group(1)}", f"Value error, {nested.group(2)}"
         scalar = isinstance(item["input"], str | int | float | bool)
-        if item["type"] not in ("extra_forbidden", "missing") and scalar and "secret" not in key:
+        if item["type"] not in ("extra_forbidden", "missing") and scalar and not _is_secret(key):
             message = f"{message} (got {item['input']!r})"
-        problems.append(ConfigProblem(key, message, _hint(item["type"], key)))
-    return problems
+        if key in problems:
+            known = problems[key]
+            problems[key] = ConfigProblem(key, f"{known.message}; or: {message}", known.hint)
+        else:
+            problems[key] = ConfigProblem(key, message, _hint(item["type"], key))
+    return list(problems.values())
 
 
 def raw_settings(user_file: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str]:

@@ -33,7 +33,10 @@ class Me(BaseModel):
 async def login(body: LoginRequest, node: NodeDep, request: Request) -> TokenResponse:
     request.state.actor_hint = body.username
     user = await get_user_or_none(node, body.username)
-    if user is None or not await node.passwords.verify(user.password_hash, body.password):
+    if user is None:
+        await node.passwords.verify_nobody(body.password)
+        raise unauthorized("wrong username or password")
+    if not await node.passwords.verify(user.password_hash, body.password):
         raise unauthorized("wrong username or password")
     if user.disabled:
         raise unauthorized("user disabled: ask an administrator")

@@ -14,7 +14,7 @@ from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.guard import NetworkGuard
-from xueliang.gateway.errors import AuthError
+from xueliang.gateway.errors import SecretUnreadable
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
 
@@ -69,7 +69,7 @@ def camera_password(node: Node, camera: CameraRecord) -> str:
     """The camera's password in clear; ``SourceRefused`` when the stored one cannot be decrypted."""
     try:
         return node.cipher.decrypt(camera.password_enc)
-    except AuthError as exc:
+    except SecretUnreadable as exc:
         raise SourceRefused(f"camera {camera.id}: {exc}") from exc
 
 

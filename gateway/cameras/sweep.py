@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from xueliang.gateway.cameras.health import HealthChecker
 from xueliang.gateway.cameras.models import HealthResult
 from xueliang.gateway.cameras.service import CameraService
-from xueliang.gateway.errors import AuthError, GatewayError, StoreError
+from xueliang.gateway.errors import GatewayError, SecretUnreadable, StoreError
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
 from xueliang.gateway.node import Node
 
@@ -165,7 +165,7 @@ class HealthSweep:
     async def _check(self, record: CameraRecord, report: SweepReport) -> CameraStatus:
         try:
             password = self.service.password_of(record)
-        except AuthError as exc:
+        except SecretUnreadable as exc:  # the stored password cannot be decrypted (key changed)
             health = HealthResult(CameraStatus.AUTH_FAILED, str(exc))
         else:
             health, media = await self.checker.check(record, password, self.service.endpoints.media(record.id))

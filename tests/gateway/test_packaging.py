@@ -23,6 +23,7 @@ def test_wheel_contains_only_the_xueliang_root_and_the_config_files(tmp_path: Pa
             "pip",
             "wheel",
             "--no-deps",
+            "--no-build-isolation",
             "-q",
             "-w",
             str(tmp_path),

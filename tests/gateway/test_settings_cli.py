@@ -104,3 +104,17 @@ def test_environment_variables_override_files_and_are_validated_too(tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         load_settings(user_file, environ={"XUELIANG_HTTP__PORT": "99999"})
     assert [p.key for p in caught.value.problems] == ["http.port"]
+
+
+def test_union_errors_are_one_readable_problem_and_secrets_are_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            environ={},
+            security={"secret_key": "k" * 40, "camera_key": "not-a-fernet-key", "allowed_networks": ["10.0.0.0/33"]},
+            events={"forwarder": {"secret": "s" * 20}, "callback": {"secret": "c" * 20}},
+        )
+    problems = {p.key: p for p in caught.value.problems}
+    assert set(problems) == {"security.allowed_networks.0", "security.camera_key"}
+    network = problems["security.allowed_networks.0"].message
+    assert "IPv4 network" in network and "IPv6 network" in network and "[" not in network.split("(got")[0]
+    assert "not-a-fernet-key" not in str(caught.value) and "Fernet key" in problems["security.camera_key"].message
