@@ -119,7 +119,7 @@ class CaseService:
         self._mapping = FieldMapping.load(self.settings.tables.intake_mapping)
         await self.store.open()
         self.aggregator.restore(await self.store.live_incidents())
-        for case in await self.store.cases([CaseStatus.NEW], limit=1_000_000):
+        for case in await self.store.cases([CaseStatus.NEW], limit=1_000_000, newest_first=False):
             log.info("case %s: committed but not yet in the outbox; adding it now", case.code)
             await self._enqueue(case)
         self.state = ServiceState.STARTED

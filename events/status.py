@@ -6,7 +6,8 @@ Two ways in, both idempotent by the intake's event id:
   API route calls; it verifies key id, signature and timestamp window, refuses a replay (the same
   signature within the window), then applies the status. Refusals raise ``CallbackRejected`` with the
   HTTP status to answer (401 signature/replay, 400 bad body, 404 unknown case);
-- polling the intake's status endpoint (``poll_once``), when ``status.poll_interval_s`` is set.
+- polling the intake's status endpoint (``poll_once``), when ``status.poll_interval_s`` is set: a
+  round of at most ``limit`` cases goes on where the last one stopped, so every open case is reached.
 
 The case status only moves forward (a late "received" after "handling" is history, not a
 regression). ``check_overdue`` flags open cases past their deadline once (``overdue_at`` and a
@@ -83,6 +84,7 @@ class StatusTracker:
         self.replays = ReplayGuard(callback.window_s, callback.replay_cache)
         self._on_change = on_change
         self.refused = 0
+        self._poll_after = ""  # the code the last poll round reached
 
     async def apply(self, code: str, report: StatusReport, source: str) -> tuple[Case, bool]:
         entry = StatusEntry(
@@ -135,30 +137,37 @@ class StatusTracker:
             await self.apply(code, StatusReport(status=CaseStatus(status), at=at, event_id=event_id), "forwarder")
 
     async def poll_once(self, client: httpx.AsyncClient, forwarder: ForwarderSettings, *, limit: int = 200) -> int:
-        """Read the status of cases still open at the intake; returns how many changed."""
+        """Read the status of up to ``limit`` cases still open at the intake; returns how many changed.
+
+        Each round goes on after the last case the previous one reached (code order, wrapping round at
+        the end), so every open case, old or new, is polled within ceil(open / limit) rounds."""
         changed = 0
         secret = forwarder.secret.get_secret_value()
-        for case in await self.store.cases(OPEN_AT_INTAKE, limit=limit):
-            path = forwarder.status_path.format(code=case.code)
+        codes = await self.store.case_codes_after(OPEN_AT_INTAKE, self._poll_after, limit)
+        for code in codes:
+            path = forwarder.status_path.format(code=code)
             headers = signed_headers(forwarder.key_id, secret, "GET", path, b"")
             try:
                 response = await client.get(path, headers=headers)
             except httpx.HTTPError as exc:
-                log.warning("case %s: polling the intake failed: %s", case.code, exc)
-                return changed  # the intake is unreachable; the next poll tries again
+                log.warning("case %s: polling the intake failed: %s", code, exc)
+                return changed  # the intake is unreachable; the next poll goes on from this case
+            self._poll_after = code
             if response.status_code != 200:
-                log.warning("case %s: status poll answered HTTP %s", case.code, response.status_code)
+                log.warning("case %s: status poll answered HTTP %s", code, response.status_code)
                 continue
             try:
                 history = response.json().get("history", [])
                 reports = [StatusReport.model_validate(item) for item in history]
             except (ValueError, AttributeError, ValidationError) as exc:
-                log.warning("case %s: status poll answer is not understood: %s", case.code, exc)
+                log.warning("case %s: status poll answer is not understood: %s", code, exc)
                 continue
             for report in reports:
                 if report.status in INTAKE_STATUSES:
-                    _, moved = await self.apply(case.code, report, "poll")
+                    _, moved = await self.apply(code, report, "poll")
                     changed += moved
+        if len(codes) < limit:
+            self._poll_after = ""  # the end reached: the next round starts from the first open case
         return changed
 
     async def check_overdue(self, now: datetime | None = None) -> list[Case]:

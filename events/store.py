@@ -92,7 +92,15 @@ class EventStore(Protocol):
     async def get_case(self, code: str) -> Case:
         """Raises ``CaseNotFound``."""
 
-    async def cases(self, statuses: Iterable[CaseStatus], limit: int = 1000) -> list[Case]: ...
+    async def cases(
+        self, statuses: Iterable[CaseStatus], limit: int = 1000, *, newest_first: bool, offset: int = 0
+    ) -> list[Case]:
+        """Cases in ``statuses`` by creation time (then code), newest or oldest first; ``offset`` pages."""
+
+    async def case_codes_after(self, statuses: Iterable[CaseStatus], after: str, limit: int) -> list[str]:
+        """Up to ``limit`` codes in ``statuses`` greater than ``after``, in code order: a keyset page
+        (cases leaving or joining the set meanwhile never make a later page skip one)."""
+
     async def case_codes(self, statuses: Iterable[CaseStatus]) -> set[str]: ...
     async def apply_status(self, code: str, entry: StatusEntry, *, force: bool = False) -> tuple[Case, bool]:
         """Append ``entry`` to the history (once per non-empty event id); the status only moves
@@ -289,16 +297,29 @@ class SqliteEventStore:
             raise CaseNotFound(f"no case {code}")
         return case
 
-    async def cases(self, statuses: Iterable[CaseStatus], limit: int = 1000) -> list[Case]:
+    async def cases(
+        self, statuses: Iterable[CaseStatus], limit: int = 1000, *, newest_first: bool, offset: int = 0
+    ) -> list[Case]:
         wanted = [str(s) for s in statuses]
         marks = ",".join("?" for _ in wanted)
-        sql = f"SELECT code FROM cases WHERE status IN ({marks}) ORDER BY created_at, code LIMIT ?"
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT code FROM cases WHERE status IN ({marks}) "
+            f"ORDER BY created_at {order}, code {order} LIMIT ? OFFSET ?"
+        )
 
         def read(c: sqlite3.Connection) -> list[Case]:
-            codes = c.execute(sql, [*wanted, limit]).fetchall()
+            codes = c.execute(sql, [*wanted, limit, offset]).fetchall()
             return [case for (code,) in codes if (case := _load_case(c, code)) is not None]
 
         return await self._run(read)
+
+    async def case_codes_after(self, statuses: Iterable[CaseStatus], after: str, limit: int) -> list[str]:
+        wanted = [str(s) for s in statuses]
+        marks = ",".join("?" for _ in wanted)
+        sql = f"SELECT code FROM cases WHERE status IN ({marks}) AND code > ? ORDER BY code LIMIT ?"
+        rows = await self._run(lambda c: c.execute(sql, [*wanted, after, limit]).fetchall())
+        return [r[0] for r in rows]
 
     async def case_codes(self, statuses: Iterable[CaseStatus]) -> set[str]:
         wanted = [str(s) for s in statuses]

@@ -39,9 +39,9 @@ async def list_cases(
     _: Staff,
     status_: Annotated[list[CaseStatus] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, description="Cases to skip (paging: 0, limit, 2*limit, ...)")] = 0,
 ) -> list[Case]:
-    cases = await work.service.store.cases(status_ or list(CaseStatus), limit=limit)
-    return sorted(cases, key=lambda c: c.created_at, reverse=True)
+    return await work.service.store.cases(status_ or list(CaseStatus), limit=limit, newest_first=True, offset=offset)
 
 
 @router.get("/api/cases/{code}", summary="One case with its status history")

@@ -35,7 +35,7 @@ async def test_case_committed_before_a_crash_is_enqueued_at_start(tmp_path: Path
     with pytest.raises(RuntimeError, match="process died here"):
         for at in (0, 5, 10):
             await first.handle(anomaly(1, "crowd", at, 40), camera(1))
-    [case] = await first.store.cases([CaseStatus.NEW])
+    [case] = await first.store.cases([CaseStatus.NEW], newest_first=False)
     await first.close()
     assert (await gateway_outbox.counts())[OutboxStatus.PENDING] == 0
 
