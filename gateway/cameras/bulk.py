@@ -2,7 +2,8 @@
 
 - idempotent: provisioning is by address, so running the same list again updates, never duplicates;
 - resumable: every row's outcome goes to a result file (:mod:`xueliang.gateway.cameras.results`);
-  ``resume`` with that file skips the rows that were done and have not changed since;
+  ``resume`` with that file skips the rows that were done and have not changed since (a row's
+  fingerprint is keyed with the node's secret, so the file reveals nothing about passwords);
 - one bad row never stops the others: a row that cannot be read is ``invalid`` (with the
   parser's problem text), an address outside the allowed networks is ``refused``, a store
   conflict is ``error``; every other row goes on.
@@ -21,10 +22,11 @@ from pathlib import Path
 
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.importer import CameraRow, ParsedFile, RowProblem, parse_camera_file
-from xueliang.gateway.cameras.models import ImportProgress, RowResult, RowState
+from xueliang.gateway.cameras.models import ImportProgress, RowResult, RowState, fingerprint_key
 from xueliang.gateway.cameras.results import ResultWriter, read_results
 from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.errors import GatewayError
+from xueliang.gateway.security import resolve_secrets
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,14 @@ class BulkImport:
         self.actor = actor
         self.concurrency = concurrency or service.settings.import_concurrency
         self.on_progress = on_progress
+        self._key: bytes | None = None
+
+    async def key(self) -> bytes:
+        """The fingerprint key of this node (its resolved token secret, read once, off the loop)."""
+        if self._key is None:
+            resolved = await asyncio.to_thread(resolve_secrets, self.service.node.settings)
+            self._key = fingerprint_key(resolved.token_secret)
+        return self._key
 
     async def run(
         self,
@@ -81,6 +91,7 @@ class BulkImport:
         if parsed is None:
             parsed = await asyncio.to_thread(parse_camera_file, source)
         result_path = result_path or default_result_path(source)
+        key = await self.key()
         done_before = await self._done_before(resume)
         progress = ImportProgress(total=parsed.total)
         results: list[RowResult] = []
@@ -96,12 +107,12 @@ class BulkImport:
                 await asyncio.to_thread(writer.flush, writer.take())
 
         try:
-            todo = await self._settle_without_probing(parsed, done_before, record)
+            todo = await self._settle_without_probing(parsed, done_before, record, key)
             rows: Iterator[CameraRow] = iter(todo)
 
             async def worker() -> None:
                 for row in rows:  # one shared iterator: each row is taken by exactly one worker
-                    await record(await self._one(row))
+                    await record(await self._one(row, key))
 
             async with asyncio.TaskGroup() as group:
                 for index in range(min(self.concurrency, len(todo))):
@@ -129,6 +140,7 @@ class BulkImport:
         parsed: ParsedFile,
         done_before: dict[str, RowResult],
         record: Callable[[RowResult], Awaitable[None]],
+        key: bytes,
     ) -> list[CameraRow]:
         """Record invalid, duplicate and resumed rows; return the rows left to provision."""
         for number, texts in sorted(_problems_by_row(parsed.problems).items()):
@@ -137,7 +149,7 @@ class BulkImport:
         todo: list[CameraRow] = []
         first_row: dict[str, int] = {}
         for row in parsed.rows:
-            fingerprint = row.fingerprint()
+            fingerprint = row.fingerprint(key)
             earlier = first_row.setdefault(row.address, row.row)
             if earlier != row.row:
                 reason = f"与第 {earlier} 行地址重复 / same address as row {earlier}: one camera per address"
@@ -152,8 +164,8 @@ class BulkImport:
                 todo.append(row)
         return todo
 
-    async def _one(self, row: CameraRow) -> RowResult:
-        fingerprint = row.fingerprint()
+    async def _one(self, row: CameraRow, key: bytes) -> RowResult:
+        fingerprint = row.fingerprint(key)
         try:
             provisioned = await self.service.provision(row, self.actor, bounded=False, audit=False)
         except CameraAddressError as exc:

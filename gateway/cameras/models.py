@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import ipaddress
 import time
 from dataclasses import dataclass, field
@@ -70,9 +71,24 @@ class CameraSpec(BaseModel):
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def fingerprint(self) -> str:
-        """Changes when the content changes (used to resume an import); the password counts too."""
-        return hashlib.sha256(self.model_dump_json(exclude={"row"}).encode()).hexdigest()[:16]
+    def fingerprint(self, key: bytes) -> str:
+        """Changes when the content changes (used to resume an import); the password counts too.
+
+        Keyed (HMAC-SHA256 with ``key``, see :func:`fingerprint_key`): result files are downloaded by
+        technicians, and an unkeyed hash of a row that includes its password would let anyone holding
+        the file test password guesses offline. Without the node's secret it reveals nothing."""
+        content = self.model_dump_json(exclude={"row"}).encode()
+        return hmac.new(key, content, hashlib.sha256).hexdigest()[:32]
+
+
+FINGERPRINT_CONTEXT = b"xueliang/cameras/import-fingerprint/v1"
+
+
+def fingerprint_key(secret: str) -> bytes:
+    """The key of import fingerprints, derived from the node's token secret (``security.secret_key``,
+    as :func:`xueliang.gateway.security.resolve_secrets` resolves it): the same on every run of one
+    deployment (so ``--resume`` recognises unchanged rows), never the secret itself."""
+    return hmac.new(secret.encode(), FINGERPRINT_CONTEXT, hashlib.sha256).digest()
 
 
 def _is_camera_id(text: str) -> bool:

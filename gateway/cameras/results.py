@@ -4,7 +4,9 @@ shows Chinese correctly), written as rows finish and sorted by row at the end.
 Columns: ``row, name, address, status, camera_id, reason, fingerprint``. ``status`` is the
 camera's status (``online``, ``offline``, ``auth_failed``, ...) or ``invalid`` / ``refused`` /
 ``error`` / ``skipped``. Passing the file back with ``--resume`` skips the rows that were done
-(``online`` or ``skipped``) and whose content (``fingerprint``) has not changed since.
+(``online`` or ``skipped``) and whose content (``fingerprint``) has not changed since. The
+fingerprint is an HMAC keyed with the node's secret (``CameraSpec.fingerprint``): it covers the
+password, yet whoever holds the file cannot test password guesses against it.
 """
 
 from __future__ import annotations

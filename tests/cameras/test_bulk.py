@@ -4,6 +4,7 @@ the result file, re-running never duplicates, resuming skips what was done, XLSX
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,15 @@ from openpyxl import Workbook
 
 from xueliang.connectors.onvif.simulator import CameraSimulator
 from xueliang.gateway.cameras.bulk import BulkImport
-from xueliang.gateway.cameras.models import ImportProgress
+from xueliang.gateway.cameras.importer import parse_camera_file
+from xueliang.gateway.cameras.models import ImportProgress, fingerprint_key
 from xueliang.gateway.cameras.results import COLUMNS, read_results
 from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.models import CameraQuery
+from xueliang.gateway.node import open_node
+from xueliang.gateway.security import resolve_secrets
 
-from .conftest import SIM_PASSWORD
+from .conftest import SIM_PASSWORD, node_settings
 
 COUNT = 200
 HEADER = "点位编号,设备名称,IP地址,端口,用户名,密码,行政区划代码,乡镇街道,网格编码,场所类型,巡查优先级\n"
@@ -187,3 +191,32 @@ async def test_an_interrupted_import_resumes_where_it_stopped(
     assert sum(1 for status in statuses.values() if status in ("online", "skipped")) == 60
     assert rows_of(result_path) == {r.row: (r.status, r.reason) for r in report.results}
     assert await service.count(CameraQuery()) == 60
+
+
+async def test_result_file_fingerprints_are_keyed_and_resume_still_skips(
+    sim: CameraSimulator, service: CameraService, tmp_path: Path
+) -> None:
+    source = tmp_path / "cams.csv"
+    source.write_text(camera_list(sim), encoding="utf-8-sig")
+    result_path = tmp_path / "cams.result.csv"
+    await BulkImport(service, actor="tech", concurrency=8).run(source, result_path)
+    written = {r.row: r.fingerprint for r in read_results(result_path) if r.status == "online"}
+    assert len(written) == len(sim.cameras)
+
+    key = fingerprint_key(resolve_secrets(service.node.settings).token_secret)
+    for row in parse_camera_file(source).rows:
+        if row.row in written:
+            assert written[row.row] == row.fingerprint(key)
+            # Knowing the password (or guessing it) does not reproduce the fingerprint without the key.
+            assert row.password == SIM_PASSWORD
+            plain = hashlib.sha256(row.model_dump_json(exclude={"row"}).encode()).hexdigest()
+            assert plain[:16] not in written[row.row] and plain[:32] != written[row.row]
+
+    resumed = await BulkImport(service, actor="tech").run(source, tmp_path / "again.csv", resume=result_path)
+    assert {r.row for r in resumed.results if r.status == "skipped"} == set(written)
+
+    # Another deployment (another secret) recognises nothing in this file: every camera is provisioned.
+    async with open_node(node_settings(tmp_path / "other")) as other, CameraService(other) as elsewhere:
+        fresh = await BulkImport(elsewhere, actor="tech").run(source, tmp_path / "other.csv", resume=result_path)
+    assert not [r for r in fresh.results if r.status == "skipped"]
+    assert {r.row for r in fresh.results if r.status == "online"} == set(written)

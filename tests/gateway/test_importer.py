@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 
 from xueliang.gateway.cameras.importer import ImportFileError, parse_camera_file
+from xueliang.gateway.cameras.models import fingerprint_key
 
 CHINESE = (
     "设备名称,IP地址,端口,用户名,密码,行政区划代码,乡镇街道,网格编码,安装地址,纬度,经度,场所类型,巡查优先级\n"
@@ -92,12 +94,29 @@ def test_whole_file_errors_are_readable(tmp_path: Path) -> None:
         parse_camera_file(write(tmp_path, "c.xlsx", b"PK\x03\x04 broken"))
 
 
+KEY = fingerprint_key("node secret one")
+
+
 def test_fingerprint_changes_with_content_only(tmp_path: Path) -> None:
     a = parse_camera_file(write(tmp_path, "a.csv", CHINESE.encode())).rows[0]
     moved = CHINESE.replace("巴州广场东,127.1.0.1", "巴州广场东,127.1.0.7")
     b = parse_camera_file(write(tmp_path, "b.csv", moved.encode())).rows[0]
     c = parse_camera_file(write(tmp_path, "c.csv", CHINESE.encode("utf-8-sig"))).rows[0]
-    assert a.fingerprint() == c.fingerprint() != b.fingerprint()
+    assert a.fingerprint(KEY) == c.fingerprint(KEY) != b.fingerprint(KEY)
+    repassworded = parse_camera_file(write(tmp_path, "d.csv", CHINESE.replace(",pw1,", ",pw9,").encode())).rows[0]
+    assert repassworded.fingerprint(KEY) != a.fingerprint(KEY)  # a new password is a change to provision
+
+
+def test_fingerprint_is_keyed_so_a_result_file_cannot_confirm_a_guessed_password(tmp_path: Path) -> None:
+    row = parse_camera_file(write(tmp_path, "a.csv", CHINESE.replace(",pw1,", ",hunter2,").encode())).rows[0]
+    other_node = fingerprint_key("node secret two")
+    assert row.fingerprint(KEY) == row.fingerprint(fingerprint_key("node secret one"))
+    assert row.fingerprint(KEY) != row.fingerprint(other_node)
+    # Someone holding result.csv guesses the password and hashes the row as the file format suggests:
+    guessed = row.model_dump_json(exclude={"row"}).encode()
+    assert hashlib.sha256(guessed).hexdigest()[:16] not in row.fingerprint(KEY)
+    assert hashlib.sha256(guessed).hexdigest()[:32] != row.fingerprint(KEY)
+    assert KEY != b"node secret one" and len(KEY) == 32  # derived, not the secret itself
 
 
 def test_invalid_rows_keep_their_name_and_address_and_ids_are_checked(tmp_path: Path) -> None:
