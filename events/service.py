@@ -380,9 +380,11 @@ class CaseService:
         self.forwarder.stop()
 
     async def close(self) -> None:
-        await self.store.flush()
-        await self.store.close()
-        self.evidence.close()
+        """Flush and close the store (``EventStoreError`` if the last write fails), then the evidence pool."""
+        try:
+            await self.store.close()
+        finally:
+            self.evidence.close()
 
     def stats(self) -> dict[str, Any]:
         agg = self.aggregator.stats

@@ -7,7 +7,10 @@ loop never blocks on the disk and every write is serialised without locks.
 Incidents are written through lazily: ``put_incident`` marks an incident dirty and a flush (after
 ``flush_delay_s``) writes all dirty incidents in one transaction. The pending set is keyed by
 incident id, so it is bounded by the aggregator's ``max_live_incidents``; the latest state wins
-(coalesced). Cases, history, sequences and evidence are committed before the awaited call returns.
+(coalesced). An incident stops being dirty only once a write of its latest state succeeded: a
+failed background flush is logged with the incident ids and tried again (backing off up to 30 s),
+and ``flush()``/``close()`` raise ``EventStoreError`` while writing keeps failing. Cases, history,
+sequences and evidence are committed before the awaited call returns.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +39,8 @@ from xueliang.events.models import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_RETRY_CAP_S = 30.0  # longest wait before a failed background flush is tried again
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -133,6 +139,13 @@ def incident_from_json(text: str) -> Incident:
     return Incident(**data)
 
 
+def _ids(dirty: dict[str, tuple[int, Incident]], most: int = 20) -> str:
+    """The incident ids of ``dirty`` for a log line (the first ``most``, and how many more)."""
+    ids = list(dirty)
+    more = f" and {len(ids) - most} more" if len(ids) > most else ""
+    return ", ".join(ids[:most]) + more
+
+
 def _incident_row(i: Incident) -> tuple[str, str, str, str, str]:
     return (i.id, i.camera_id, str(i.state), i.last_seen.isoformat(), incident_to_json(i))
 
@@ -166,9 +179,11 @@ class SqliteEventStore:
         self.flush_delay_s = flush_delay_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-store")
         self._conn: sqlite3.Connection | None = None
-        self._dirty: dict[str, Incident] = {}
+        self._dirty: dict[str, tuple[int, Incident]] = {}  # id -> (number of the put, the incident)
+        self._version = 0
         self._flush_task: asyncio.Task[None] | None = None
         self.flushes = 0
+        self.write_failures = 0  # background flushes failed in a row (0 after a good write)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -199,8 +214,7 @@ class SqliteEventStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self.flush()
+        """Write what is dirty and close; raises ``EventStoreError`` (after closing) if that write fails."""
         task = self._flush_task
         if task is not None and not task.done():
             task.cancel()
@@ -211,33 +225,75 @@ class SqliteEventStore:
                 self._conn.close()
                 self._conn = None
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+        try:
+            if self._conn is not None:
+                await self.flush()
+        finally:
+            if self._dirty:
+                log.error(
+                    "event store %s closed with %d incident update(s) unwritten: %s",
+                    self.path,
+                    len(self._dirty),
+                    _ids(self._dirty),
+                )
+            await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+            self._executor.shutdown(wait=True)
 
     # -- incidents -------------------------------------------------------------------------------
     def put_incident(self, incident: Incident) -> None:
-        self._dirty[incident.id] = incident
+        self._version += 1
+        self._dirty[incident.id] = (self._version, incident)
         if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.get_running_loop().create_task(self._delayed_flush(), name="events-store-flush")
+            self._schedule_flush(self.flush_delay_s)
 
-    async def _delayed_flush(self) -> None:
-        await asyncio.sleep(self.flush_delay_s)
+    def _schedule_flush(self, delay_s: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._delayed_flush(delay_s), name="events-store-flush")
+        task.add_done_callback(self._flush_done)
+        self._flush_task = task
+
+    async def _delayed_flush(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         await self._write_dirty()
 
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        """A background flush failed: say which incidents wait, and try again later (backing off)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.write_failures += 1
+        retry_s = min(_RETRY_CAP_S, self.flush_delay_s * 2**self.write_failures)
+        log.error(
+            "event store %s: writing %d incident update(s) failed, kept for the next flush in %.1f s: %s (%s)",
+            self.path,
+            len(self._dirty),
+            retry_s,
+            task.exception(),
+            _ids(self._dirty),
+        )
+        if self._conn is not None and self._dirty and self._flush_task is task:
+            self._schedule_flush(retry_s)
+
     async def _write_dirty(self) -> None:
+        """Write every dirty incident in one transaction; only what was written stops being dirty, and
+        only if it was not put again meanwhile. Raises ``EventStoreError``; nothing is dropped then."""
         if not self._dirty:
             return
-        rows = [_incident_row(i) for i in self._dirty.values()]
-        self._dirty.clear()
+        batch = dict(self._dirty)
+        rows = [_incident_row(incident) for _, incident in batch.values()]
         self.flushes += 1
         await self._run(lambda c: c.executemany(_UPSERT_INCIDENT, rows))
+        self.write_failures = 0
+        for incident_id, (version, _) in batch.items():
+            current = self._dirty.get(incident_id)
+            if current is not None and current[0] == version:
+                del self._dirty[incident_id]
 
     async def flush(self) -> None:
+        """Write the dirty incidents now; raises ``EventStoreError`` (they stay dirty) if that fails."""
         await self._write_dirty()
 
     async def get_incident(self, incident_id: str) -> Incident:
         if incident_id in self._dirty:
-            return self._dirty[incident_id]
+            return self._dirty[incident_id][1]
         row = await self._run(lambda c: c.execute("SELECT data FROM incidents WHERE id=?", (incident_id,)).fetchone())
         if row is None:
             raise IncidentNotFound(f"no incident {incident_id}")
@@ -265,7 +321,7 @@ class SqliteEventStore:
         body = case.model_dump_json(exclude={"history"})
         history = [_history_row(case.code, e) for e in case.history]
         incident_row = _incident_row(incident)
-        self._dirty.pop(incident.id, None)
+        pending = self._dirty.get(incident.id)
         evidence = case.evidence
         case_row = (
             case.code,
@@ -289,7 +345,10 @@ class SqliteEventStore:
             c.execute(_UPSERT_INCIDENT, incident_row)
             return True
 
-        return await self._run(write)
+        created = await self._run(write)
+        if created and pending is not None and self._dirty.get(incident.id) is pending:
+            del self._dirty[incident.id]  # written with the case (unless put again meanwhile)
+        return created
 
     async def get_case(self, code: str) -> Case:
         case = await self._run(lambda c: _load_case(c, code))
