@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import AuthError, NotFound
 from xueliang.gateway.models import Role
 from xueliang.gateway.node import Node
@@ -88,6 +89,19 @@ def Allowed(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
     return check
 
+
+async def get_case_work(node: NodeDep) -> CaseWork:
+    """The node's case side; 503 when it is not running here (in scale-out: names the node that runs it)."""
+    if node.cases is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the case service is not running on this node")
+    if not node.cases.role.leading:
+        holder = await node.stores.leases.holder(node.cases.role.name)
+        where = f"node {holder}" if holder else "no node yet (starting)"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the case service runs on {where}: ask that node")
+    return node.cases
+
+
+CaseWorkDep = Annotated[CaseWork, Depends(get_case_work)]
 
 AdminUser = Annotated[Principal, Depends(Allowed(Role.ADMIN))]
 Technician = Annotated[Principal, Depends(Allowed(Role.TECHNICIAN))]

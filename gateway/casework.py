@@ -21,6 +21,7 @@ from xueliang.events.models import CameraContext, Case, Incident
 from xueliang.events.service import CaseService, ServiceState
 from xueliang.events.settings import EventsSettings
 from xueliang.gateway.errors import ConfigError, ConfigProblem, NotFound, StoreError
+from xueliang.gateway.leadership import Role
 from xueliang.gateway.models import CameraRecord
 from xueliang.gateway.node import Node
 from xueliang.gateway.serve import base_url
@@ -97,6 +98,7 @@ class CaseWork:
             events = events.model_copy(update={"public_url": base_url(node.settings)})
         self.settings = events
         self.service = self._new_service()
+        self.role = Role("cases")  # in scale-out, only the lease holder runs the case side
         self._contexts: OrderedDict[str, tuple[float, CameraContext]] = OrderedDict()
         self.consumed = 0
         self.malformed = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xueliang.gateway.cameras.runtime import CameraRuntime, attach_cameras
 from xueliang.gateway.casework import CaseWork
+from xueliang.gateway.leadership import lead
 from xueliang.gateway.node import Node
 from xueliang.gateway.patrol import Patrol
 
@@ -32,9 +33,13 @@ async def _assemble_after_cameras(node: Node, cameras: CameraRuntime) -> None:
         # The demo intake's port is bound now, so the case side is built pointing at it.
         node.settings = await demo.prepare()
     settings = node.settings
-    node.cases = CaseWork(node, settings.events)
-    await node.cases.start()
-    node.add_service("cases", node.cases.run)
+    node.cases = cases = CaseWork(node, settings.events)
+    await cases.start()
+    if settings.node.mode == "scaleout":  # one node at a time runs the case side (its store is local)
+        node.add_service("cases", lambda: lead(node, cases.role, cases.run))
+    else:
+        cases.role.leading = True
+        node.add_service("cases", cases.run)
     node.patrol = Patrol(node, node.cases, settings.detector, settings.sources, settings.analytics)
     await node.patrol.start()
     node.add_service("patrol", node.patrol.run)

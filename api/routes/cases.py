@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
-from xueliang.api.deps import IntakeClient, NodeDep, Operator, Staff
+from xueliang.api.deps import CaseWorkDep, IntakeClient, NodeDep, Operator, Staff
 from xueliang.events.errors import CallbackRejected, CaseNotFound
 from xueliang.events.models import Case, CaseStatus
 from xueliang.events.qr import case_qr
@@ -15,15 +15,6 @@ from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import Conflict, NotFound
 
 router = APIRouter(tags=["cases"])
-
-
-def case_work(node: NodeDep) -> CaseWork:
-    if node.cases is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the case service is not running on this node")
-    return node.cases
-
-
-CaseWorkDep = Annotated[CaseWork, Depends(case_work)]
 
 
 async def _case(work: CaseWork, code: str) -> Case:

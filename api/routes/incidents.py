@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
-from xueliang.api.deps import NodeDep, Operator, Staff
+from xueliang.api.deps import CaseWorkDep, Operator, Staff
 from xueliang.events.errors import EventsError, IncidentNotFound
 from xueliang.events.models import Grade
-from xueliang.gateway.casework import CaseWork, incident_view
+from xueliang.gateway.casework import incident_view
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
-
-
-def case_work(node: NodeDep) -> CaseWork:
-    if node.cases is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the case service is not running on this node")
-    return node.cases
-
-
-CaseWorkDep = Annotated[CaseWork, Depends(case_work)]
 
 
 class DismissRequest(BaseModel):

@@ -11,7 +11,7 @@ import html
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import HTMLResponse
 
-from xueliang.api.deps import NodeDep
+from xueliang.api.deps import NodeDep, get_case_work
 from xueliang.events.errors import CaseNotFound
 from xueliang.events.models import CaseStatus, PublicCaseView
 from xueliang.events.text import GRADE_ZH
@@ -34,10 +34,9 @@ GRADE_COLOURS = {"red": "#c62828", "orange": "#ef6c00", "blue": "#1565c0"}
 
 
 async def _view(node: NodeDep, code: str) -> PublicCaseView:
-    if node.cases is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "case status is not available on this node")
+    work = await get_case_work(node)
     try:
-        return await node.cases.service.status.public_view(code)
+        return await work.service.status.public_view(code)
     except CaseNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有此案件 / no case {code}") from exc
 
