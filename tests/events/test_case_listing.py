@@ -14,8 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from xueliang.api.deps import get_principal
-from xueliang.api.routes.cases import case_work
+from xueliang.api.deps import get_case_work, get_principal
 from xueliang.api.routes.cases import router as cases_router
 from xueliang.events.forwarder import build_client
 from xueliang.events.models import Case, CaseStatus
@@ -67,7 +66,7 @@ async def test_the_list_route_shows_the_newest_cases_first_and_pages(service: tu
     await clone_cases(case_service, template, range(1, 151), CaseStatus.DISPATCHED)
     app = FastAPI()
     app.include_router(cases_router)
-    app.dependency_overrides[case_work] = lambda: SimpleNamespace(service=case_service)
+    app.dependency_overrides[get_case_work] = lambda: SimpleNamespace(service=case_service)
     app.dependency_overrides[get_principal] = lambda: Principal(name="张三", role=Role.OPERATOR)
     server, task, url = await serve(app)
     try:
