@@ -8,6 +8,14 @@ without an observation closes it, at ``last_seen + quiet_s``; an observation wit
 after that re-opens the SAME incident in the state it had (flapping is damped: no second case).
 Windows come per rule or per rule family from ``AggregationSettings``.
 
+Each live incident keeps its best evidence frame (a JPEG) in memory, within
+``max_evidence_bytes`` in all: past it the frames kept longest ago are dropped (counted in
+``evidence_evicted``); the incident keeps everything else, and a later frame becomes its evidence
+again. A case raised at that moment still gets its frame (the transition holds it). Dropping rather
+than spilling to disk keeps this part synchronous and free of I/O, and evidence files exist per
+case only (named by the case code, indexed, under retention): a frame without a case would need a
+file nobody indexes or prunes. The cost: a case raised by hand later may come without a picture.
+
 Time is the anomalies' own ``observed_at`` (and the ``now`` handed to ``sweep``), so the outcome
 does not depend on when the loop gets to it. Everything is in memory and synchronous: the hot path is
 a dict lookup and a few assignments; each change is handed to ``write_through`` (the store's
@@ -67,6 +75,8 @@ class AggregatorStats:
     candidates_dropped: int = 0  # went quiet before reaching min observations/duration
     refused_full: int = 0  # new keys refused because max_live_incidents was reached
     live: int = 0
+    evidence_bytes: int = 0  # evidence frames kept in memory now
+    evidence_evicted: int = 0  # frames dropped (oldest kept first) to stay within max_evidence_bytes
     by_rule: dict[str, int] = field(default_factory=dict)
 
 
@@ -104,6 +114,7 @@ class Aggregator:
         self._closed: dict[Key, _Entry] = {}  # within hold-down
         self._by_id: dict[str, Key] = {}
         self._windows: dict[str, RuleWindow] = {}
+        self._kept: dict[Key, int] = {}  # keys whose live entry holds a frame -> its bytes, oldest kept first
         self.stats = AggregatorStats()
 
     def window(self, rule: str) -> RuleWindow:
@@ -126,6 +137,37 @@ class Aggregator:
         self.stats.live = len(self._live)
 
     def observe(self, anomaly: Anomaly) -> tuple[Transition, ...]:
+        out = self._observe(anomaly)
+        if self.stats.evidence_bytes > self.settings.max_evidence_bytes:
+            self._trim()
+        return out
+
+    def _keep(self, key: Key, entry: _Entry, evidence: Evidence) -> None:
+        self._release(key, entry)
+        entry.evidence = evidence
+        size = len(evidence.jpeg)
+        self._kept[key] = size
+        self.stats.evidence_bytes += size
+
+    def _release(self, key: Key, entry: _Entry) -> None:
+        entry.evidence = None
+        size = self._kept.pop(key, None)
+        if size is not None:
+            self.stats.evidence_bytes -= size
+
+    def _trim(self) -> None:
+        """Drop the frames kept longest ago until the rest fit in ``max_evidence_bytes`` (a frame larger
+        than the whole budget, necessarily the one just kept, goes first: it cannot fit anyway)."""
+        newest = next(reversed(self._kept), None)
+        if newest is not None and self._kept[newest] > self.settings.max_evidence_bytes:
+            self._release(newest, self._live[newest])
+            self.stats.evidence_evicted += 1
+        while self.stats.evidence_bytes > self.settings.max_evidence_bytes and self._kept:
+            key = next(iter(self._kept))  # a kept frame's entry is live: _close releases it
+            self._release(key, self._live[key])
+            self.stats.evidence_evicted += 1
+
+    def _observe(self, anomaly: Anomaly) -> tuple[Transition, ...]:
         key = (anomaly.camera_id, anomaly.rule, anomaly.zone)
         at = anomaly.observed_at
         self.stats.observed += 1
@@ -151,7 +193,7 @@ class Aggregator:
         if anomaly.evidence is not None:
             score = _score(anomaly.evidence)
             if entry.evidence is None or (anomaly.value, score) > (entry.best_value, incident.best_score):
-                entry.evidence = anomaly.evidence
+                self._keep(key, entry, anomaly.evidence)
                 entry.best_value = anomaly.value
                 incident.best_evidence_id = anomaly.id
                 incident.best_score = score
@@ -206,6 +248,7 @@ class Aggregator:
         del self._live[key]
         self.stats.live = len(self._live)
         incident = entry.incident
+        self._release(key, entry)
         if not entry.raised:
             self._by_id.pop(incident.id, None)
             self.stats.candidates_dropped += 1
@@ -213,7 +256,6 @@ class Aggregator:
         entry.state_before_close = incident.state
         incident.state = IncidentState.CLOSED
         incident.closed_at = incident.last_seen + timedelta(seconds=entry.window.quiet_s)
-        entry.evidence = None
         entry.best_value = float("-inf")
         self._closed[key] = entry
         self.stats.closed += 1

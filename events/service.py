@@ -397,6 +397,8 @@ class CaseService:
             "incidents_live": agg.live,
             "candidates_dropped": agg.candidates_dropped,
             "refused_full": agg.refused_full,
+            "evidence_bytes": agg.evidence_bytes,
+            "evidence_evicted": agg.evidence_evicted,
             "cases_created": self.cases_created,
             "delivered": fwd.delivered,
             "duplicates": fwd.duplicates,

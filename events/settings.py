@@ -44,6 +44,12 @@ class AggregationSettings(_Section):
     max_live_incidents: int = Field(
         100_000, ge=1, description="Incidents (and candidates) kept in memory; past it new keys are refused and counted"
     )
+    max_evidence_bytes: int = Field(
+        256 * 1024**2,
+        gt=0,
+        description="Best evidence frames (JPEG) of live incidents kept in memory, in bytes; past it the "
+        "oldest kept are dropped (counted)",
+    )
     sweep_interval_s: float = Field(5.0, gt=0, description="How often quiet incidents are closed")
 
 

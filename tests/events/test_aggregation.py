@@ -101,3 +101,40 @@ def test_full_table_refuses_and_counts() -> None:
     for cam in range(4):
         agg.observe(anomaly(cam, "sensor.door", 0, 1))
     assert agg.stats.refused_full == 2 and len(agg.live()) == 2
+
+
+def test_evidence_frames_stay_within_their_byte_budget_oldest_kept_dropped_first() -> None:
+    written: list[Incident] = []
+    window = RuleWindow(quiet_s=10, hold_down_s=30, min_observations=1, min_duration_s=0)
+    agg = Aggregator(AggregationSettings(default=window, rules={}, max_evidence_bytes=1000), written.append)
+
+    def frame(size: int, score: float = 0.5) -> Evidence:
+        return Evidence(jpeg=bytes(size), boxes=(Box(x1=0, y1=0, x2=5, y2=5, label="person", score=score),))
+
+    for cam in (1, 2):
+        agg.observe(anomaly(cam, "sensor.door", 0, 1, evidence=frame(400)))
+    assert agg.stats.evidence_bytes == 800 and agg.stats.evidence_evicted == 0
+    third = frame(400)
+    [raised] = agg.observe(anomaly(3, "sensor.door", 1, 1, evidence=third))
+    assert raised.evidence is third  # the case raised now still gets its frame
+    one, two, three = (next(i for i in agg.live() if i.camera_id == f"cam-{c:03d}") for c in (1, 2, 3))
+    assert agg.best_evidence(one.id) is None and agg.best_evidence(two.id) is not None
+    assert agg.best_evidence(three.id) is third
+    assert (agg.stats.evidence_bytes, agg.stats.evidence_evicted) == (800, 1)
+    assert one.count == 1 and one.best_score == 0.5  # the incident itself is untouched
+    # A better frame for cam 2 is kept last now: cam 3's frame is the oldest kept and goes next.
+    agg.observe(anomaly(2, "sensor.door", 2, 2, evidence=frame(300, 0.9)))
+    agg.observe(anomaly(4, "sensor.door", 2, 1, evidence=frame(400)))
+    assert agg.best_evidence(three.id) is None and agg.best_evidence(two.id) is not None
+    assert (agg.stats.evidence_bytes, agg.stats.evidence_evicted) == (700, 2)
+    # Cam 1 gets a frame again; a frame larger than the whole budget goes with its case, is not kept,
+    # and pushes no other frame out.
+    agg.observe(anomaly(1, "sensor.door", 3, 1, evidence=frame(200)))
+    assert agg.best_evidence(one.id) is not None
+    huge = frame(5000)
+    [raised] = agg.observe(anomaly(5, "sensor.door", 3, 1, evidence=huge))
+    assert raised.evidence is huge and agg.best_evidence(raised.incident.id) is None
+    assert (agg.stats.evidence_bytes, agg.stats.evidence_evicted) == (900, 3)
+    # Closing releases the memory.
+    agg.sweep(BASE + timedelta(seconds=60))
+    assert agg.live() == [] and agg.stats.evidence_bytes == 0
