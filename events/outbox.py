@@ -36,6 +36,9 @@ class OutboxPort(Protocol):
     async def claim(self, sender: str, *, limit: int, lease_s: float) -> Sequence[OutboxEntry]:
         """Lease up to ``limit`` due items to ``sender``."""
 
+    async def get(self, key: str) -> OutboxEntry:
+        """The item under ``key`` (the gateway's ``NotFound`` if there is none)."""
+
     async def mark_delivered(self, key: str, response: Mapping[str, Any]) -> None: ...
 
     async def mark_failed(self, key: str, error: str, *, retry_at: datetime | None) -> None:

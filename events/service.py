@@ -14,7 +14,9 @@ How nothing is lost and nothing is sent twice. The case and its outbox item live
 2. ONE event-store transaction: the case (status ``new``) + its first history + evidence index +
    the incident's ``case_code``;
 3. ``outbox.add(code, {"case": ..., "body": mapped})``: idempotent by the code;
-4. the case becomes ``queued``.
+4. the case becomes ``queued``; or ``dead`` when the outbox already holds ANOTHER case (another
+   incident) under that code: two nodes share ``codes.node_tag``, and sending this one as that one
+   would lose it silently, so it is logged as an error and left for the operator.
 
 A crash after 2 leaves a ``new`` case: ``start()`` adds every ``new`` case to the outbox again (a
 second ``add`` of a code that made it is a no-op), so no committed case is lost. A crash before 2
@@ -254,11 +256,39 @@ class CaseService:
     async def _enqueue(self, case: Case) -> None:
         payload = {"case": case.model_dump(mode="json"), "body": self.mapping.apply(case)}
         added = await self.outbox.add(case.code, payload)
+        if not added:
+            existing = (await self.outbox.get(case.code)).payload.get("case")
+            held: dict[str, Any] = existing if isinstance(existing, dict) else {}
+            if held.get("incident_id") != case.incident_id:
+                await self._code_collision(case, held)
+                return
         note = "in the outbox" if added else "in the outbox (already there)"
         await self.store.apply_status(case.code, StatusEntry(status=CaseStatus.QUEUED, at=datetime.now(UTC), note=note))
         self.forwarder.wake()
         if self._on_case is not None:
             await self._on_case(case)
+
+    async def _code_collision(self, case: Case, held: dict[str, Any]) -> None:
+        """The outbox holds ANOTHER case under this code (two nodes sharing a node tag): this one is
+        never sent in its place; it goes dead with a reason the operator can act on."""
+        other = f"incident {held.get('incident_id', '?')}, camera {held.get('camera_id', '?')}"
+        log.error(
+            "case %s: code collision: this case (incident %s, camera %s) and the one already in the outbox "
+            "(%s) share the code; set a unique events.codes.node_tag per node. This case is marked dead",
+            case.code,
+            case.incident_id,
+            case.camera_id,
+            other,
+        )
+        note = (
+            f"案件编号冲突：发件箱中已有同号的另一案件（{other}），请为每个节点设置唯一的 events.codes.node_tag / "
+            f"case code collision: the outbox holds another case ({other}) under this code; "
+            "set a unique events.codes.node_tag per node"
+        )
+        entry = StatusEntry(status=CaseStatus.DEAD, at=datetime.now(UTC), note=note, source="gateway")
+        dead, _ = await self.store.apply_status(case.code, entry)
+        if self._on_case is not None:
+            await self._on_case(dead)
 
     async def _delivered(self, result: DeliveryResult) -> None:
         if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):

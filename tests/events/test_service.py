@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,27 @@ async def test_operator_acknowledge_dismiss_escalate(tmp_path: Path, gateway_out
     with pytest.raises(IncidentNotFound):
         await service.acknowledge("no-such-incident", "王五")
     await service.close()
+
+
+async def test_a_case_code_taken_by_another_nodes_case_goes_dead_not_silently_merged(
+    tmp_path: Path, gateway_outbox: SqliteOutbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two nodes left with the same node_tag share the gateway's outbox: both draw sequence 1.
+    first = CaseService(make_settings(tmp_path / "node-a"), gateway_outbox)
+    second = CaseService(make_settings(tmp_path / "node-b"), gateway_outbox)
+    await first.start()
+    await second.start()
+    [mine] = [c for at in (0, 5, 10) for c in await first.handle(anomaly(1, "crowd", at, 40), camera(1))]
+    with caplog.at_level(logging.ERROR, logger="xueliang.events.service"):
+        [theirs] = [c for at in (0, 5, 10) for c in await second.handle(anomaly(2, "crowd", at, 40), camera(2))]
+    assert theirs.code == mine.code and theirs.incident_id != mine.incident_id
+    assert (await first.store.get_case(mine.code)).status == CaseStatus.QUEUED
+    lost = await second.store.get_case(theirs.code)
+    assert lost.status == CaseStatus.DEAD
+    assert "set a unique events.codes.node_tag per node" in lost.history[-1].note
+    assert mine.incident_id in lost.history[-1].note
+    assert mine.incident_id in caplog.text and theirs.incident_id in caplog.text and "collision" in caplog.text
+    item = await gateway_outbox.get(mine.code)
+    assert item.payload["case"]["incident_id"] == mine.incident_id  # the first case is untouched
+    await first.close()
+    await second.close()
