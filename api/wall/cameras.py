@@ -73,6 +73,11 @@ def camera_password(node: Node, camera: CameraRecord) -> str:
         raise SourceRefused(f"camera {camera.id}: {exc}") from exc
 
 
+def camera_guard(node: Node) -> NetworkGuard:
+    """The node's allowed-networks guard (the camera side's, with its DNS cache)."""
+    return node.cameras.service.guard if node.cameras else NetworkGuard(node.settings.security.allowed_networks)
+
+
 async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
     """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record and
     ``SourceRefused`` when its URI points outside ``security.allowed_networks``."""
@@ -83,9 +88,8 @@ async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
             "or set its live profile"
         )
     parts = urlsplit(profile.stream_uri)
-    guard = node.cameras.service.guard if node.cameras else NetworkGuard(node.settings.security.allowed_networks)
     try:
-        await guard.check(parts.hostname or "")
+        await camera_guard(node).check(parts.hostname or "")
     except CameraAddressError as exc:
         raise SourceRefused(f"camera {camera.id}: not connecting to its stream: {exc}") from exc
     host = parts.hostname or ""

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.cameras import camera_password, ptz_profile
+from xueliang.api.wall.cameras import camera_guard, camera_password, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
 from xueliang.api.wall.http import WallRoute
 from xueliang.connectors.onvif import OnvifError, Unsupported
+from xueliang.gateway.cameras.errors import CameraAddressError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ async def ptz(camera_id: str, body: PtzRequest, principal: Operator, node: NodeD
     if not camera.ptz:
         raise PtzUnsupported(f"camera {camera_id} ({camera.name}) has no PTZ on record")
     profile = ptz_profile(camera)
+    try:
+        await camera_guard(node).check(camera.host)
+    except CameraAddressError as exc:
+        raise HTTPException(422, detail=f"camera {camera_id}: {exc}") from exc
     client = wall.ptz.client(camera, camera_password(node, camera))
     action = body.action
     if action == "move" and not (body.pan or body.tilt or body.zoom):

@@ -51,7 +51,7 @@ class Wall:
             settings=settings,
             relay=relay,
             sessions=Sessions(relay, settings),
-            ptz=PtzClients(),
+            ptz=PtzClients(node.settings.onvif),
             saved=SavedWalls(node.settings.node.data_dir / "walls", settings.saved_walls_per_user),
         )
 

@@ -68,7 +68,7 @@ async def whep_offer(camera_id: str, request: Request, principal: Operator, node
         )
     body = await request.body()
     if len(body) > MAX_OFFER_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="SDP offer larger than 64 KiB")
+        raise HTTPException(413, detail="SDP offer larger than 64 KiB")
     try:
         offer = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -213,6 +213,14 @@ async def test_ptz_reaches_the_simulated_dome_over_onvif(http_env: WallEnv) -> N
     async with client(http_env, http_env.technician) as c:
         assert (await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"})).status_code == 403
 
+    cameras = http_env.gateway.node.stores.cameras
+    moved = (await cameras.get("cam-0")).model_copy(update={"host": "10.44.0.9"})
+    await cameras.upsert(moved)
+    async with client(http_env, http_env.operator) as c:
+        refused = await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"})
+    assert refused.status_code == 422 and "10.44.0.9 is outside the allowed networks" in refused.json()["detail"]
+    assert len(dome.commands) == 4  # nothing reached any camera
+
 
 async def test_the_page_is_served_without_anything_from_the_internet(http_env: WallEnv) -> None:
     async with client(http_env) as c:
