@@ -2,14 +2,15 @@
 import (technicians). Passwords go in, never out: responses carry ``has_password`` only.
 
 Errors: a body that does not validate, an address outside ``security.allowed_networks`` or a
-camera list that cannot be read are 422 with the field path (``loc``); an address registered
-under another id is 409; too many waiting imports 429; an upload over ``cameras.max_import_bytes``
-413.
+camera list that cannot be read (damaged, or over ``cameras.max_import_rows`` rows) are 422 with
+the field path (``loc``); an address registered under another id is 409; too many waiting imports
+429; an upload over ``cameras.max_import_bytes`` 413.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Annotated
@@ -170,7 +171,8 @@ async def start_import(
     name = _upload_name(filename, request.headers.get("content-type", ""))
     data = await _read_limited(request, cameras.service.settings.max_import_bytes)
     try:
-        parsed = await asyncio.to_thread(parse_camera_file, Path(name), data)
+        limit = cameras.service.settings.max_import_rows
+        parsed = await asyncio.to_thread(functools.partial(parse_camera_file, Path(name), data, max_rows=limit))
     except ImportFileError as exc:
         raise unprocessable(["body"], str(exc), "import_file") from exc
     try:

@@ -15,6 +15,7 @@ The file is parsed and the result file written in worker threads, never on the e
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class BulkImport:
         """Import ``source`` (already ``parsed``, or parsed now). Raises ``ImportFileError`` only for the
         file as a whole (or an unreadable ``resume`` file)."""
         if parsed is None:
-            parsed = await asyncio.to_thread(parse_camera_file, source)
+            limit = self.service.settings.max_import_rows
+            parsed = await asyncio.to_thread(functools.partial(parse_camera_file, source, max_rows=limit))
         result_path = result_path or default_result_path(source)
         key = await self.key()
         done_before = await self._done_before(resume)

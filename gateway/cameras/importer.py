@@ -1,20 +1,38 @@
 """Reading camera lists that technicians bring: CSV (UTF-8 with or without BOM, or GB18030) and
 XLSX, with Chinese or English column headers. Each row becomes a ``CameraRow`` or a list of
-precise problems (row number, column, what to do); one bad row never stops the others."""
+precise problems (row number, column, what to do); one bad row never stops the others.
+
+Only the file as a whole raises, always as ``ImportFileError`` with what to do:
+
+- the file cannot be read (``OSError``), is empty, or has no address column;
+- CSV: ``csv.Error`` (a field over the csv module's limit, usually an unclosed quote);
+- XLSX: a damaged container or part (``zipfile.BadZipFile``, ``zlib.error``, ``EOFError``,
+  ``NotImplementedError`` for an unknown compression), invalid XML (``xml.etree`` ``ParseError``,
+  lxml ``XMLSyntaxError``), and what openpyxl raises on parts it cannot make sense of
+  (``KeyError``, ``ValueError``, ``TypeError``, ``IndexError``);
+- more than ``max_rows`` rows after the header (``cameras.max_import_rows``): a list is read whole
+  into memory, so its size is bounded before it is.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+import math
+import zipfile
+import zlib
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from xml.etree.ElementTree import ParseError as XmlParseError
 
+from lxml.etree import XMLSyntaxError
 from pydantic import Field, ValidationError
 
 from xueliang.gateway.cameras.errors import ImportFileError
 from xueliang.gateway.cameras.models import CameraSpec, normalise_host
+from xueliang.gateway.cameras.settings import DEFAULT_MAX_IMPORT_ROWS
 from xueliang.gateway.models import Location, PatrolPolicy
 
 __all__ = ["CameraRow", "ImportFileError", "ParsedFile", "RowProblem", "parse_camera_file"]
@@ -38,7 +56,14 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "priority": ("priority", "patrolpriority", "优先级", "巡查优先级"),
 }
 REQUIRED = ("host",)
+MAX_COLUMNS = 1024  # cells of an XLSX row read; a camera list has ~15 columns, a sheet up to 16,384
 T = TypeVar("T")
+Records = Generator[list[str], None, None]  # the rows of a file as text cells, header first
+
+# What openpyxl raises on a damaged workbook, by kind (see the module docstring).
+XLSX_CONTAINER_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError)
+XLSX_XML_ERRORS = (XmlParseError, XMLSyntaxError)
+XLSX_CONTENT_ERRORS = (KeyError, ValueError, TypeError, IndexError, OSError)
 
 CATEGORIES: dict[str, str] = {
     "道路": "road",
@@ -127,9 +152,32 @@ def _priority(value: str) -> int:
     word = PRIORITY_WORDS.get(text, PRIORITY_WORDS.get(text.lower()))
     if word is not None:
         return word
-    number = int(float(text))
+    number = _whole_number(text)
     if not 1 <= number <= 5:
         raise ValueError("priority must be 1 (key place) .. 5, or 重点/高/中/低")
+    return number
+
+
+def _whole_number(value: str) -> int:
+    """``"8080"``, ``"8080.0"`` (a number cell saved as text) -> 8080; ``ValueError`` otherwise."""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _finite(value: str) -> float:
+    """A coordinate: ``"30.5"`` -> 30.5; ``nan``/``inf`` and non-numbers are ``ValueError``."""
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
     return number
 
 
@@ -140,14 +188,14 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> Cam
         raw = values.get(column, "")
         try:
             return parse(raw) if raw.strip() or column in REQUIRED else default
-        except ValueError as exc:
-            found.append(RowProblem(number, column, str(exc)))
+        except (ValueError, OverflowError) as exc:  # OverflowError: a number too large for its type
+            found.append(RowProblem(number, column, str(exc) or f"{raw!r} is out of range"))
             return default
 
     host = convert("host", normalise_host, "")
-    port = convert("port", lambda v: int(float(v)), 80)
-    lat: float | None = convert("lat", float, None)
-    lon: float | None = convert("lon", float, None)
+    port = convert("port", _whole_number, 80)
+    lat: float | None = convert("lat", _finite, None)
+    lon: float | None = convert("lon", _finite, None)
     category = convert("category", _category, "")
     priority = convert("priority", _priority, 3)
     region = values.get("region_code", "").strip()
@@ -192,7 +240,7 @@ def _cells(value: object) -> str:
     return str(value).strip()
 
 
-def _csv_records(data: bytes) -> Iterator[list[str]]:
+def _csv_records(data: bytes) -> Records:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -205,37 +253,81 @@ def _csv_records(data: bytes) -> Iterator[list[str]]:
         delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
     except csv.Error:
         delimiter = ","
-    yield from csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise ImportFileError(
+            f'line {reader.line_num} of the CSV cannot be read ({exc}): a quote (") opened and never closed '
+            "swallows the rest of the file; fix the quoting there or save the sheet as CSV again"
+        ) from exc
 
 
-def _xlsx_records(data: bytes) -> Iterator[list[str]]:
-    import zipfile
-
+def _xlsx_records(data: bytes) -> Records:
     from openpyxl import load_workbook
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportFileError(f"not a readable XLSX workbook ({exc})") from exc
+    except (*XLSX_CONTAINER_ERRORS, *XLSX_XML_ERRORS, *XLSX_CONTENT_ERRORS) as exc:
+        raise ImportFileError(
+            f"not a readable XLSX workbook ({_xlsx_problem(exc)}); save it again or send CSV"
+        ) from exc
+    row = 0
     try:
         sheet = book.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield [_cells(v) for v in row]
+        sheet.reset_dimensions()  # read the rows present, not a (possibly huge) declared size
+        for cells in sheet.iter_rows(values_only=True):
+            yield [_cells(v) for v in cells[:MAX_COLUMNS]]
+            row += 1
+    except (*XLSX_CONTAINER_ERRORS, *XLSX_XML_ERRORS, *XLSX_CONTENT_ERRORS) as exc:
+        raise ImportFileError(
+            f"the XLSX workbook is damaged after row {row} of its first sheet ({_xlsx_problem(exc)}): "
+            "open it in Excel or WPS and save it again, or send it as CSV"
+        ) from exc
     finally:
         book.close()
 
 
-def parse_camera_file(path: Path, data: bytes | None = None) -> ParsedFile:
-    """Parse a CSV or XLSX camera list. Raises ``ImportFileError`` only for the file as a whole."""
-    data = path.read_bytes() if data is None else data
+def _xlsx_problem(exc: BaseException) -> str:
+    if isinstance(exc, XLSX_CONTAINER_ERRORS):
+        kind = "damaged ZIP container"
+    elif isinstance(exc, XLSX_XML_ERRORS):
+        kind = "invalid XML in a part"
+    else:
+        kind = "unreadable content"
+    kind_of = type(exc)
+    name = kind_of.__qualname__ if kind_of.__module__ == "builtins" else f"{kind_of.__module__}.{kind_of.__qualname__}"
+    return f"{kind}: {name}: {exc}"
+
+
+def parse_camera_file(path: Path, data: bytes | None = None, *, max_rows: int = DEFAULT_MAX_IMPORT_ROWS) -> ParsedFile:
+    """Parse a CSV or XLSX camera list (``data``, or read from ``path``) of at most ``max_rows`` rows
+    after the header. Raises ``ImportFileError`` only for the file as a whole."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImportFileError(f"cannot read the camera list {path}: {exc.strerror or exc}") from exc
     is_xlsx = path.suffix.lower() in (".xlsx", ".xlsm") or data[:2] == b"PK"
     records = _xlsx_records(data) if is_xlsx else _csv_records(data)
+    try:
+        return _parse_records(records, max_rows)
+    finally:
+        records.close()
+
+
+def _parse_records(records: Records, max_rows: int) -> ParsedFile:
     parsed = ParsedFile()
     header = next(records, None)
     if header is None:
         raise ImportFileError("the file is empty: the first row must name the columns")
     mapping, parsed.unknown_columns = _column_map(header)
     for number, record in enumerate(records, start=2):
+        if number - 1 > max_rows:
+            raise ImportFileError(
+                f"the camera list has more than {max_rows} rows after the header (cameras.max_import_rows; "
+                "empty rows count too): split it into files of at most that many rows"
+            )
         if not any(cell.strip() for cell in record):
             continue
         parsed.total += 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DEFAULT_MAX_IMPORT_ROWS = 100_000
+
 
 class SweepSettings(BaseModel):
     """The health sweep: every camera checked on a schedule (reachability, clock, stream URI)."""
@@ -56,6 +58,15 @@ class CameraSettings(BaseModel):
     )
     max_import_bytes: int = Field(
         32 << 20, ge=1024, description="Largest camera list (CSV/XLSX) the API accepts for an import, bytes"
+    )
+    max_import_rows: int = Field(
+        DEFAULT_MAX_IMPORT_ROWS,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Most rows (after the header, empty ones included) a camera list may have; a longer one is refused "
+            "before it is read into memory (a 32 MiB XLSX can expand to millions of rows): split it"
+        ),
     )
     import_jobs_kept: int = Field(
         20, ge=1, le=1000, description="Finished import jobs (and their result files) the API keeps for download"

@@ -18,6 +18,7 @@ from xueliang.connectors.onvif.simulator import CameraSimulator
 from xueliang.gateway.models import Role, User
 
 from .conftest import SIM_PASSWORD, node_settings
+from .damaged import truncated_sheet, unclosed_quote_csv
 
 WRONG_PASSWORD = "Wr0ng-Secret-77"
 
@@ -29,7 +30,7 @@ async def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         storage = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": f"cam{free_port()}:"}
     settings = node_settings(
         tmp_path, node={"mode": request.param}, storage=storage, http={"port": free_port()},
-        cameras={"sweep": {"enabled": False}},
+        cameras={"sweep": {"enabled": False}}, events={"codes": {"node_tag": "T01"}},
     )  # fmt: skip
     server, task, running = await start_gateway(settings)
     try:
@@ -236,6 +237,35 @@ async def test_bulk_import_job_over_the_api(gateway: RunningGateway, sim: Camera
         )
         assert unreadable.status_code == 422 and "no camera address column" in unreadable.json()["detail"][0]["msg"]
         assert (await tech.get("/api/cameras/imports/imp-unknown")).status_code == 404
+
+
+async def test_damaged_or_oversized_camera_lists_are_422_not_500(tmp_path: Path) -> None:
+    settings = node_settings(
+        tmp_path, http={"port": free_port()}, cameras={"max_import_rows": 1000, "sweep": {"enabled": False}}
+    )
+    server, task, gw = await start_gateway(settings)
+    try:
+        tech = await login_as(gw, "tech4", Role.TECHNICIAN)
+        async with tech:
+            cut = await tech.post("/api/cameras/imports", params={"filename": "cams.xlsx"}, content=truncated_sheet())
+            assert cut.status_code == 422, cut.text
+            assert cut.json()["detail"][0]["loc"] == ["body"]
+            assert "XLSX workbook is damaged after row" in cut.json()["detail"][0]["msg"]
+            quoted = await tech.post(
+                "/api/cameras/imports", content=unclosed_quote_csv(), headers={"Content-Type": "text/csv"}
+            )
+            assert quoted.status_code == 422, quoted.text
+            assert "of the CSV cannot be read" in quoted.json()["detail"][0]["msg"]
+            rows = "IP\n" + "".join(f"127.1.{n // 250}.{n % 250 + 1}\n" for n in range(1001))
+            too_long = await tech.post("/api/cameras/imports", content=rows, headers={"Content-Type": "text/csv"})
+            assert too_long.status_code == 422, too_long.text
+            assert (
+                "more than 1000 rows after the header (cameras.max_import_rows" in too_long.json()["detail"][0]["msg"]
+            )
+            assert (await tech.get("/api/cameras/imports")).json() == []  # nothing was queued
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def test_the_node_sweeps_its_cameras_in_the_background(sim: CameraSimulator, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from xueliang.connectors.onvif.simulator import CameraSimulator
 from xueliang.gateway.cameras.results import read_results
 
 from .conftest import ALLOWED, SIM_PASSWORD
+from .damaged import truncated_sheet, unclosed_quote_csv
 
 
 @dataclass
@@ -121,6 +122,18 @@ async def test_import_errors_are_readable(config: Path, tmp_path: Path) -> None:
     headerless.write_text("name,foo\nx,y\n", encoding="utf-8")
     unreadable = await xueliang("cameras", "import", str(headerless), "-c", str(config))
     assert unreadable.code == 1 and "no camera address column" in unreadable.out
+
+
+async def test_a_damaged_camera_list_is_an_error_message_not_a_traceback(config: Path, tmp_path: Path) -> None:
+    workbook = tmp_path / "cut.xlsx"
+    workbook.write_bytes(truncated_sheet())
+    cut = await xueliang("cameras", "import", str(workbook), "-c", str(config))  # asserts: no traceback
+    assert cut.code == 1 and "XLSX workbook is damaged after row" in cut.out, cut
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_bytes(unclosed_quote_csv())
+    bad_csv = await xueliang("cameras", "import", str(quoted), "-c", str(config))
+    assert bad_csv.code == 1 and "of the CSV cannot be read" in bad_csv.out, bad_csv
+    assert not (tmp_path / "cut.result.csv").exists()  # refused before anything was written
 
 
 async def test_probe_shows_the_camera_or_says_why_not(sim: CameraSimulator, config: Path) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
+from tests.cameras.damaged import truncated_sheet, unclosed_quote_csv, workbook
 from xueliang.gateway.cameras.importer import ImportFileError, parse_camera_file
 from xueliang.gateway.cameras.models import fingerprint_key
+from xueliang.gateway.cameras.settings import CameraSettings
 
 CHINESE = (
     "设备名称,IP地址,端口,用户名,密码,行政区划代码,乡镇街道,网格编码,安装地址,纬度,经度,场所类型,巡查优先级\n"
@@ -133,3 +135,59 @@ def test_invalid_rows_keep_their_name_and_address_and_ids_are_checked(tmp_path: 
     assert {(p.row, p.column) for p in parsed.problems} == {(3, "id"), (4, "port")}
     assert "not a usable camera id" in str(parsed.problems[0])
     assert parsed.invalid == {3: ("坏编号", "127.1.0.2:80"), 4: ("坏端口", "127.1.0.3:99999")}
+
+
+def test_numbers_that_overflow_are_row_problems_and_the_other_rows_go_on(tmp_path: Path) -> None:
+    text = (
+        "名称,IP地址,端口,优先级,纬度\n"
+        "好,127.1.0.1,80,1,30.5\n"
+        "无穷端口,127.1.0.2,inf,2,\n"
+        "巨大优先级,127.1.0.3,80,1e999,\n"
+        "小数端口,127.1.0.4,80.5,2,\n"
+        "负无穷,127.1.0.5,-inf,-1e999,-inf\n"
+        "也好,127.1.0.6,8080.0,2,\n"
+    )
+    parsed = parse_camera_file(write(tmp_path, "cams.csv", text.encode()))
+    assert [(r.name, r.port) for r in parsed.rows] == [("好", 80), ("也好", 8080)]
+    assert {(p.row, p.column) for p in parsed.problems} == {
+        (3, "port"), (4, "priority"), (5, "port"), (6, "port"), (6, "priority"), (6, "lat"),
+    }  # fmt: skip
+    messages = {str(p) for p in parsed.problems}
+    assert "row 3, port: 'inf' is not a whole number" in messages
+    assert "row 4, priority: '1e999' is not a whole number" in messages
+    assert "row 5, port: '80.5' is not a whole number" in messages
+    assert parsed.invalid[3] == ("无穷端口", "127.1.0.2:inf")
+
+
+def test_a_csv_field_over_the_csv_limit_is_a_file_error_naming_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match=r"line \d+ of the CSV cannot be read \(field larger than field limit"):
+        parse_camera_file(write(tmp_path, "cams.csv", unclosed_quote_csv()))
+
+
+def test_a_truncated_or_damaged_workbook_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match=r"damaged after row \d+ of its first sheet \(invalid XML") as cut:
+        parse_camera_file(write(tmp_path, "cut.xlsx", truncated_sheet()))
+    assert "ParseError" in str(cut.value) and "save it again" in str(cut.value)
+
+    data = bytearray(workbook(50))
+    start = data.index(b"xl/worksheets/sheet1.xml") + 60  # inside that part's compressed bytes
+    data[start : start + 8] = bytes(8)
+    with pytest.raises(ImportFileError, match="XLSX") as damaged:
+        parse_camera_file(write(tmp_path, "damaged.xlsx", bytes(data)))
+    assert "damaged ZIP container" in str(damaged.value)
+
+
+def test_a_list_over_the_row_cap_is_refused_naming_the_cap(tmp_path: Path) -> None:
+    rows = "".join(f"127.1.0.{n}\n" for n in range(1, 13))
+    path = write(tmp_path, "cams.csv", ("IP\n" + rows).encode())
+    assert parse_camera_file(path, max_rows=12).total == 12
+    with pytest.raises(ImportFileError, match=r"more than 11 rows after the header \(cameras.max_import_rows"):
+        parse_camera_file(path, max_rows=11)
+    with pytest.raises(ImportFileError, match=r"more than 30 rows"):
+        parse_camera_file(write(tmp_path, "cams.xlsx", workbook(31)), max_rows=30)
+    assert CameraSettings().max_import_rows == 100_000
+
+
+def test_an_unreadable_path_is_a_file_error(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError, match="cannot read the camera list"):
+        parse_camera_file(tmp_path)  # a folder
