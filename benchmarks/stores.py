@@ -132,6 +132,7 @@ async def run(backend: str, n: int, redis_url: str) -> dict[str, object]:
             environ={},
             environment="development",
             node={"mode": "scaleout" if backend == "redis" else "embedded", "data_dir": data_dir},
+            events={"codes": {"node_tag": "B01"}},
             storage={
                 "redis_url": redis_url,
                 "redis_prefix": "bench:",

@@ -46,6 +46,7 @@ from xueliang.inference.patrol.settings import AnalyticsSettings
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 
 ENV_PREFIX = "XUELIANG_"
+DEFAULT_NODE_TAG = "N01"
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "please-change", "xxx"})
 
 
@@ -206,6 +207,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{key}: placeholder secret refused in {environment} mode; set {env}")
         return value
 
+    @model_validator(mode="after")
+    def _unique_case_codes(self) -> Settings:
+        # Case codes carry the node tag; in scale-out a node taking over the case side must not draw
+        # codes another node already used.
+        if self.node.mode == "scaleout" and self.events.codes.node_tag == DEFAULT_NODE_TAG:
+            raise ValueError(
+                f"events.codes.node_tag: the default {DEFAULT_NODE_TAG!r} is refused in scale-out mode; give each "
+                "node its own tag (XUELIANG_EVENTS__CODES__NODE_TAG=G01, G02, ...)"
+            )
+        return self
+
     @property
     def sqlite_file(self) -> Path:
         return self.node.data_dir / self.storage.sqlite_path
@@ -269,7 +281,8 @@ def problems_from(error: ValidationError) -> list[ConfigProblem]:
         key = ".".join(parts) or "(top)"
         message = item["msg"]
         if item["type"] == "value_error" and (nested := _NESTED_KEY.match(message)):
-            key, message = f"{key}.{nested.group(1)}", f"Value error, {nested.group(2)}"
+            inner = nested.group(1)
+            key, message = (inner if key == "(top)" else f"{key}.{inner}"), f"Value error, {nested.group(2)}"
         scalar = isinstance(item["input"], str | int | float | bool)
         if item["type"] not in ("extra_forbidden", "missing") and scalar and not _is_secret(key):
             message = f"{message} (got {item['input']!r})"

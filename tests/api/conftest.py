@@ -81,7 +81,8 @@ async def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "scaleout":
         storage["redis_url"] = request.getfixturevalue("redis_url")
         storage["redis_prefix"] = f"t{free_port()}:"
-    settings = dev_settings(tmp_path, node=node_settings, storage=storage)
+    events = {"codes": {"node_tag": "T01"}}  # scale-out refuses the default case-code tag
+    settings = dev_settings(tmp_path, node=node_settings, storage=storage, events=events)
     server, task, running = await start_gateway(settings)
     try:
         yield running

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
+
 import httpx
 
 from tests.api.conftest import RunningGateway
@@ -120,3 +125,111 @@ async def test_api_key_for_machine_client(gateway: RunningGateway) -> None:
         assert (await client.get("/api/auth/me")).status_code == 401
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         assert (await client.get("/api/auth/me", headers={"X-API-Key": "garbage"})).status_code == 401
+
+
+async def create_key(gw: RunningGateway, admin_token: str, name: str) -> tuple[str, str]:
+    async with gw.client(admin_token) as client:
+        created = await client.post("/api/api-keys", json={"name": name, "role": "intake"})
+        assert created.status_code == 201, created.text
+        return str(created.json()["key"]), str(created.json()["key_id"])
+
+
+async def me_status(gw: RunningGateway, key: str) -> int:
+    async with gw.client(**{"X-API-Key": key}) as client:
+        return (await client.get("/api/auth/me")).status_code
+
+
+async def test_api_key_disabled_enabled_and_revoked_over_http(gateway: RunningGateway) -> None:
+    admin_token = await gateway.login(*gateway.admin)
+    key, key_id = await create_key(gateway, admin_token, "intake callback")
+    operator_token = await add_user(gateway, "op3", Role.OPERATOR)
+    assert await me_status(gateway, key) == 200
+
+    async with gateway.client(operator_token) as client:  # admins only
+        assert (await client.patch(f"/api/api-keys/{key_id}", json={"disabled": True})).status_code == 403
+        assert (await client.delete(f"/api/api-keys/{key_id}")).status_code == 403
+    assert await me_status(gateway, key) == 200
+
+    async with gateway.client(admin_token) as client:
+        disabled = await client.patch(f"/api/api-keys/{key_id}", json={"disabled": True})
+        assert disabled.status_code == 200, disabled.text
+        assert disabled.json()["disabled"] is True and disabled.json()["revoked"] is False
+        assert "hash" not in disabled.text
+    assert await me_status(gateway, key) == 401  # at once: the next request is refused
+    async with gateway.client(admin_token) as client:
+        enabled = await client.patch(f"/api/api-keys/{key_id}", json={"disabled": False})
+        assert enabled.status_code == 200 and enabled.json()["disabled"] is False
+    assert await me_status(gateway, key) == 200
+
+    async with gateway.client(admin_token) as client:
+        revoked = await client.delete(f"/api/api-keys/{key_id}")
+        assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["revoked"] is True and revoked.json()["disabled"] is True
+    assert await me_status(gateway, key) == 401
+    async with gateway.client(admin_token) as client:
+        again = await client.patch(f"/api/api-keys/{key_id}", json={"disabled": False})
+        assert again.status_code == 409 and key_id in again.json()["detail"]  # revoked is for good
+        listed = {k["key_id"]: k for k in (await client.get("/api/api-keys")).json()}
+        assert listed[key_id]["revoked"] is True  # kept: audit entries naming the key stay readable
+        assert (await client.delete("/api/api-keys/nope1234")).status_code == 404
+        assert (await client.patch("/api/api-keys/nope1234", json={"disabled": True})).status_code == 404
+        assert (await client.patch(f"/api/api-keys/{key_id}", json={})).status_code == 422
+    assert await me_status(gateway, key) == 401
+
+    writes = await gateway.node.stores.audit.query(actor=gateway.admin[0], limit=50)
+    done = [(e.action, e.outcome) for e in writes if e.target == f"key_id={key_id}"]
+    assert ("DELETE /api/api-keys/{key_id}", "ok 200") in done
+    assert ("PATCH /api/api-keys/{key_id}", "ok 200") in done
+    assert ("PATCH /api/api-keys/{key_id}", "error 409") in done
+
+
+def cli_env(gw: RunningGateway) -> dict[str, str]:
+    """Environment that points ``xueliang`` at the running gateway's stores."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XUELIANG_")}
+    env |= {"XUELIANG_ENVIRONMENT": "development", "XUELIANG_NODE__DATA_DIR": str(gw.settings.node.data_dir)}
+    if gw.settings.node.mode == "scaleout":
+        env |= {
+            "XUELIANG_NODE__MODE": "scaleout",
+            "XUELIANG_STORAGE__REDIS_URL": gw.settings.storage.redis_url,
+            "XUELIANG_STORAGE__REDIS_PREFIX": gw.settings.storage.redis_prefix,
+            "XUELIANG_EVENTS__CODES__NODE_TAG": gw.settings.events.codes.node_tag,
+        }
+    return env
+
+
+async def xueliang(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run the ``xueliang`` command line as a subprocess without blocking the gateway's loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xueliang.gateway", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_api_key_revoked_with_the_cli_is_refused_at_once(gateway: RunningGateway) -> None:
+    key, key_id = await create_key(gateway, await gateway.login(*gateway.admin), "ops script")
+    assert await me_status(gateway, key) == 200
+    env = cli_env(gateway)
+
+    code, listed, _ = await xueliang(env, "users", "keys")
+    assert code == 0 and key_id in listed and "ops script" in listed and "active" in listed
+    code, out, err = await xueliang(env, "users", "revoke-key", key_id)
+    assert code == 0, err
+    assert key_id in out
+    assert await me_status(gateway, key) == 401
+    code, listed, _ = await xueliang(env, "users", "keys")
+    assert code == 0 and "revoked" in listed
+
+    code, out, err = await xueliang(env, "users", "revoke-key", "nope1234")
+    assert code == 1
+    assert "nope1234" in err and "xueliang users keys" in err and "Traceback" not in out + err
+    revokes = await gateway.node.stores.audit.query(action="api_keys.revoke", limit=5)
+    assert [(e.target, e.outcome) for e in revokes] == [("nope1234", "error"), (key_id, "ok")]
+
+
+async def test_the_key_commands_have_help() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XUELIANG_")}
+    for command in ("keys", "revoke-key"):
+        code, out, _ = await xueliang(env, "users", command, "--help")
+        assert code == 0 and "Usage" in out and "API key" in out, command

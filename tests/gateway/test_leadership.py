@@ -19,6 +19,7 @@ async def test_one_leader_at_a_time_and_failover(tmp_path: Path, redis_url: str)
             environment="development",
             node={"mode": "scaleout", "name": name, "data_dir": str(tmp_path / name)},
             storage={"redis_url": redis_url, "redis_prefix": "lead-test:"},
+            events={"codes": {"node_tag": name.upper() * 2}},
         )
 
     running: list[str] = []
