@@ -7,11 +7,16 @@ routes that reach them through the node. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import logging
+
 from xueliang.gateway.cameras.runtime import CameraRuntime, attach_cameras
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.leadership import lead
 from xueliang.gateway.node import Node
 from xueliang.gateway.patrol import Patrol
+from xueliang.gateway.settings import Environment
+
+log = logging.getLogger(__name__)
 
 
 async def assemble(node: Node) -> None:
@@ -33,6 +38,11 @@ async def _assemble_after_cameras(node: Node, cameras: CameraRuntime) -> None:
         # The demo intake's port is bound now, so the case side is built pointing at it.
         node.settings = await demo.prepare()
     settings = node.settings
+    if settings.environment == Environment.PRODUCTION and not (settings.http.public_url or settings.events.public_url):
+        log.warning(
+            "http.public_url is not set: case QR codes and status links will name the listen address, which "
+            "people outside this machine may not reach; set http.public_url (XUELIANG_HTTP__PUBLIC_URL)"
+        )
     node.cases = cases = CaseWork(node, settings.events)
     await cases.start()
     if settings.node.mode == "scaleout":  # one node at a time runs the case side (its store is local)

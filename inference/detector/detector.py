@@ -112,8 +112,8 @@ class Detector:
         self.state = DetectorState.STOPPING
         if self._dispatcher is not None:
             self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+            # Wait for the dispatcher without swallowing a cancellation of stop()'s own caller.
+            await asyncio.wait({self._dispatcher})
         while self._queue:
             _, req = self._queue.popitem(last=False)
             _fail(
