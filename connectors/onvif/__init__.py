@@ -17,6 +17,7 @@ from xueliang.connectors.onvif.errors import (
     NotOnvif,
     OnvifError,
     Timeout,
+    TlsFailed,
     Unreachable,
     Unsupported,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PullPointState",
     "PullPointSubscription",
     "Timeout",
+    "TlsFailed",
     "Unreachable",
     "Unsupported",
     "create_session",

@@ -5,6 +5,8 @@
     OnvifError                  base: something went wrong talking to one camera
     ├── Unreachable             no TCP connection: refused, no route, DNS failure, connection dropped
     ├── Timeout                 connected (or trying to) but no answer within the time allowed
+    ├── TlsFailed               HTTPS: the camera's certificate is not trusted (self-signed, another
+    │                           CA, another name) or the TLS handshake failed
     ├── AuthFailed              the camera refused our credentials (HTTP 401/403, SOAP fault
     │   │                       NotAuthorized / FailedAuthentication / "not authorized")
     │   └── ClockSkew           ... and the camera's clock is off by more than the allowed window
@@ -25,6 +27,7 @@ Where they come from (mapped in :mod:`xueliang.connectors.onvif.soap`, one place
     aiohttp.ServerDisconnectedError (after one retry), ClientOSError,
         ClientPayloadError                                                     -> Unreachable
     TimeoutError (asyncio.TimeoutError, aiohttp.ServerTimeoutError)            -> Timeout
+    aiohttp.ClientConnectorCertificateError, ClientSSLError (HTTPS)            -> TlsFailed
     HTTP 401/403; SOAP fault NotAuthorized, FailedAuthentication, ...,
         or a reason saying "not authorized"                                    -> AuthFailed / ClockSkew
     aiohttp.ClientResponseError (the peer does not speak HTTP), an HTML page,
@@ -91,6 +94,24 @@ class Timeout(OnvifError):
         "check the network path and retry, or raise onvif.timeout_s"
     )
     advice_zh = "摄像机可能负载过高、链路过慢，或该端口不是摄像机；请检查网络后重试，或调大 onvif.timeout_s。"
+
+
+class TlsFailed(OnvifError):
+    """The HTTPS connection was refused on our side: the camera's certificate did not verify
+    (self-signed, signed by a CA we do not trust, issued for another name or expired), or the
+    TLS handshake itself failed. ``onvif.ca_bundle`` / ``onvif.verify_tls`` decide what is trusted."""
+
+    title_en = "Camera's TLS certificate is not trusted"
+    title_zh = "摄像机的 TLS 证书不受信任"
+    advice_en = (
+        "Many cameras use self-signed certificates: put the site CA (or the camera's certificate) in a "
+        "PEM file and set onvif.ca_bundle to it; onvif.verify_tls: false turns verification off "
+        "(an explicit opt-out, for trusted networks only)"
+    )
+    advice_zh = (
+        "很多摄像机使用自签名证书：请将站点 CA（或摄像机证书）保存为 PEM 文件并配置 onvif.ca_bundle；"
+        "onvif.verify_tls: false 可关闭证书校验（仅限可信网络，需明确选择）。"
+    )
 
 
 class AuthFailed(OnvifError):

@@ -13,13 +13,15 @@ authenticate every request (even the clock query ONVIF leaves open).
 Addresses inside the captures point at the cameras' original private IPs. With
 ``rewrite_addresses`` (the default) HTTP addresses are rewritten to the address and port the
 request came in on, and RTSP addresses to that host (keeping their port), so a client can follow
-them; without it the client sees the private IPs, as it would behind NAT.
+them; without it the client sees the private IPs, as it would behind NAT. With ``ssl_context``
+it serves HTTPS (a camera with a certificate), and rewritten HTTP addresses become ``https``.
 """
 
 from __future__ import annotations
 
 import collections
 import re
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +86,7 @@ class CaptureReplayServer:
         live_clock: bool = False,
         refuse_unsigned: bool = False,
         record_limit: int = 10_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not camera_dir.is_dir():
             raise FileNotFoundError(f"no capture folder {camera_dir}")
@@ -93,6 +96,7 @@ class CaptureReplayServer:
         self.rewrite_addresses = rewrite_addresses
         self.live_clock = live_clock
         self.refuse_unsigned = refuse_unsigned
+        self.ssl_context = ssl_context
         self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=record_limit)
         self.overrides: dict[tuple[str, str], tuple[int, bytes]] = {}
         self._captures = self._load(camera_dir)
@@ -116,7 +120,8 @@ class CaptureReplayServer:
         self._rendered = {k: v for k, v in self._rendered.items() if k[1:] != (service, method)}
 
     def url(self, host: str | None = None) -> str:
-        return f"http://{host or self.hosts[0]}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host or self.hosts[0]}:{self.port}"
 
     def methods(self) -> list[str]:
         return [request.method for request in self.requests]
@@ -127,7 +132,7 @@ class CaptureReplayServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         for host in self.hosts:
-            site = web.TCPSite(self._runner, host, self.port)
+            site = web.TCPSite(self._runner, host, self.port, ssl_context=self.ssl_context)
             await site.start()
             if self.port == 0:
                 self.port = int(self._runner.addresses[0][1])
@@ -180,10 +185,13 @@ class CaptureReplayServer:
         if rendered is None:
             host = local_host.encode()
             http = host + b":" + str(self.port).encode()
+            tls = self.ssl_context is not None
 
             def replace(match: re.Match[bytes]) -> bytes:
                 scheme, port = match.group(1), match.group(3) or b""
-                return scheme + b"://" + (host + port if scheme == b"rtsp" else http)
+                if scheme == b"rtsp":
+                    return scheme + b"://" + host + port
+                return (b"https" if tls else scheme) + b"://" + http
 
             rendered = self._rendered[key] = _ADDRESS.sub(replace, content)
         return rendered

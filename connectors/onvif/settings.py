@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import ssl
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xueliang.connectors.onvif.tls import load_ca_bundle
 
 
 class DiscoverySettings(BaseModel):
@@ -37,6 +43,21 @@ class OnvifSettings(BaseModel):
             "reached it on (NAT, a changed IP), use the host we reached"
         ),
     )
+    verify_tls: bool = Field(
+        True,
+        description=(
+            "Verify the TLS certificate of cameras reached over HTTPS. Many cameras have self-signed "
+            "certificates: trust them (or the site CA that signed them) with ca_bundle; false turns "
+            "verification off, an explicit opt-out for trusted networks only"
+        ),
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description=(
+            "PEM file of the site CA (or of the cameras' self-signed certificates) to trust, in addition "
+            "to the system's CAs; null: the system's CAs only"
+        ),
+    )
     pool_size: int = Field(
         512, ge=1, le=65_536, description="Connections the shared HTTP session may hold open at once"
     )
@@ -58,3 +79,16 @@ class OnvifSettings(BaseModel):
         description="Pause after a PullMessages that returned at once with nothing (cameras that ignore Timeout)",
     )
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings, description="WS-Discovery scans")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_ca_bundle(ssl.create_default_context(), value)  # ValueError names the file and the problem
+        return value
+
+    @model_validator(mode="after")
+    def _one_tls_choice(self) -> Self:
+        if not self.verify_tls and self.ca_bundle is not None:
+            raise ValueError("onvif.ca_bundle has no effect with onvif.verify_tls: false; remove one of them")
+        return self

@@ -36,6 +36,7 @@ from xueliang.connectors.onvif.errors import (
     NotOnvif,
     OnvifError,
     Timeout,
+    TlsFailed,
     Unreachable,
     Unsupported,
 )
@@ -50,6 +51,7 @@ from xueliang.connectors.onvif.parsers import (
     parse_xml,
 )
 from xueliang.connectors.onvif.settings import OnvifSettings
+from xueliang.connectors.onvif.tls import ssl_context
 from xueliang.connectors.onvif.wsdl import build_plain_request, build_request, load_binding
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ T = TypeVar("T")
 # The exceptions one HTTP exchange can raise, by what they mean (order matters: aiohttp's
 # ServerTimeoutError is also a ClientError, ClientConnectorError is also a ClientOSError).
 TIMEOUT_ERRORS = (TimeoutError,)  # asyncio.TimeoutError, aiohttp.ServerTimeoutError
+CERTIFICATE_ERRORS = (aiohttp.ClientConnectorCertificateError,)  # HTTPS: the certificate did not verify
+TLS_ERRORS = (aiohttp.ClientSSLError,)  # HTTPS: the handshake failed (both are ClientConnectorErrors)
 CONNECT_ERRORS = (aiohttp.ClientConnectorError,)  # refused, no route, DNS
 DROPPED_ERRORS = (
     aiohttp.ServerDisconnectedError,
@@ -92,10 +96,14 @@ def create_session(settings: OnvifSettings) -> aiohttp.ClientSession:
     """The HTTP session to share between all ``OnvifClient``s of a process (caller closes it).
 
     ``limit`` bounds open connections across all cameras; idle ones are dropped after
-    ``keepalive_s`` so a bulk import does not keep one socket per finished camera.
+    ``keepalive_s`` so a bulk import does not keep one socket per finished camera. HTTPS
+    certificates are verified as ``verify_tls`` and ``ca_bundle`` say (:mod:`.tls`).
     """
     connector = aiohttp.TCPConnector(
-        limit=settings.pool_size, limit_per_host=8, keepalive_timeout=settings.keepalive_s, ssl=False
+        limit=settings.pool_size,
+        limit_per_host=8,
+        keepalive_timeout=settings.keepalive_s,
+        ssl=ssl_context(settings.verify_tls, settings.ca_bundle),
     )
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "xueliang-gateway-onvif"})
 
@@ -233,6 +241,14 @@ class SoapChannel:
                 logger.debug(
                     "camera %s: %s: connection closed before the request, retrying once", self.camera, operation
                 )
+            except CERTIFICATE_ERRORS as exc:
+                problem = exc.certificate_error
+                reason = getattr(problem, "verify_message", "") or str(problem)
+                raise TlsFailed(
+                    self.camera, operation, f"the certificate of {address} did not verify: {reason}"
+                ) from exc
+            except TLS_ERRORS as exc:
+                raise TlsFailed(self.camera, operation, f"the TLS handshake with {address} failed: {exc}") from exc
             except CONNECT_ERRORS as exc:
                 reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
                 raise Unreachable(self.camera, operation, f"cannot connect to {address}: {reason}") from exc

@@ -7,6 +7,7 @@ Status by error class (the connector's tree)::
     AuthFailed, ClockSkew         -> auth_failed   (credentials; the camera's clock)
     NotOnvif, Unsupported         -> unsupported   (wrong port, ONVIF disabled, a missing service)
     MalformedResponse, DeviceFault-> degraded      (it answers, but brokenly)
+    TlsFailed                     -> degraded      (HTTPS certificate not trusted: onvif.ca_bundle)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from xueliang.connectors.onvif import (
     OnvifError,
     ProbeResult,
     Timeout,
+    TlsFailed,
     Unreachable,
     Unsupported,
 )
@@ -35,6 +37,7 @@ STATUS_BY_ERROR: tuple[tuple[type[OnvifError], CameraStatus], ...] = (
     (Unsupported, CameraStatus.UNSUPPORTED),
     (MalformedResponse, CameraStatus.DEGRADED),
     (DeviceFault, CameraStatus.DEGRADED),
+    (TlsFailed, CameraStatus.DEGRADED),
 )
 
 
