@@ -33,6 +33,7 @@ def settings_for(backend: str, data_dir: Path, redis_url: str = "redis://127.0.0
         environment="development",
         node={"mode": mode, "data_dir": str(data_dir)},
         storage={**DEFAULT_STORAGE, "redis_url": redis_url, **storage},
+        events={"codes": {"node_tag": "T01"}},  # scale-out refuses the default case-code tag
     )
 
 
