@@ -1,4 +1,10 @@
-"""Users and API keys (admins only)."""
+"""Users and API keys (admins only).
+
+An API key can be disabled and enabled again (``PATCH``), or revoked (``DELETE``): revoking
+disables it for good by erasing its stored hash, so no key matches it any more and no later
+``PATCH`` can bring it back. The record itself is kept rather than deleted, so audit entries that
+name ``apikey:<key_id>`` still lead to the key's name and role.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from xueliang.api.deps import AdminUser, NodeDep
+from xueliang.gateway.errors import Conflict
 from xueliang.gateway.models import ApiKey, Role, User
 from xueliang.gateway.security import new_api_key
 
@@ -40,16 +47,32 @@ class ApiKeyCreate(BaseModel):
     role: Role = Role.INTAKE
 
 
+class ApiKeyUpdate(BaseModel):
+    disabled: bool = Field(description="true: the key is refused at once; false: it works again")
+
+
 class ApiKeyPublic(BaseModel):
     key_id: str
     name: str
     role: Role
     disabled: bool
+    revoked: bool = Field(description="Revoked for good (DELETE); create a new key instead")
     created_at: datetime
 
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="Shown once; store it in the client now")
+
+
+def _key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        key_id=key.key_id,
+        name=key.name,
+        role=key.role,
+        disabled=key.disabled,
+        revoked=not key.key_hash,  # an erased hash: revoked (see the module docstring)
+        created_at=key.created_at,
+    )
 
 
 def _public(user: User) -> UserPublic:
@@ -85,7 +108,7 @@ async def update_user(username: str, body: UserUpdate, node: NodeDep, _: AdminUs
 
 @router.get("/api-keys", summary="List API keys (without the keys)")
 async def list_api_keys(node: NodeDep, _: AdminUser) -> list[ApiKeyPublic]:
-    return [ApiKeyPublic.model_validate(k.model_dump()) for k in await node.stores.users.list_api_keys()]
+    return [_key_public(k) for k in await node.stores.users.list_api_keys()]
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, summary="Create an API key for a machine client")
@@ -93,4 +116,22 @@ async def create_api_key(body: ApiKeyCreate, node: NodeDep, _: AdminUser) -> Api
     key, key_id, key_hash = new_api_key()
     stored = ApiKey(key_id=key_id, name=body.name, key_hash=key_hash, role=body.role)
     await node.stores.users.add_api_key(stored)
-    return ApiKeyCreated(key=key, **ApiKeyPublic.model_validate(stored.model_dump()).model_dump())
+    return ApiKeyCreated(key=key, **_key_public(stored).model_dump())
+
+
+@router.patch("/api-keys/{key_id}", summary="Disable an API key (refused at once) or enable it again")
+async def update_api_key(key_id: str, body: ApiKeyUpdate, node: NodeDep, _: AdminUser) -> ApiKeyPublic:
+    stored = await node.stores.users.get_api_key(key_id)
+    if not stored.key_hash and not body.disabled:
+        raise Conflict(f"API key {key_id} was revoked and cannot be enabled again; create a new key")
+    stored = stored.model_copy(update={"disabled": body.disabled})
+    await node.stores.users.update_api_key(stored)
+    return _key_public(stored)
+
+
+@router.delete("/api-keys/{key_id}", summary="Revoke an API key for good (the record is kept for the audit trail)")
+async def revoke_api_key(key_id: str, node: NodeDep, _: AdminUser) -> ApiKeyPublic:
+    stored = await node.stores.users.get_api_key(key_id)
+    stored = stored.model_copy(update={"disabled": True, "key_hash": ""})
+    await node.stores.users.update_api_key(stored)
+    return _key_public(stored)

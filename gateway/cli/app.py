@@ -1,4 +1,4 @@
-"""Commands: run, demo, config (check/show/gen-key), users (add/list/disable/enable), version."""
+"""Commands: run, demo, config (check/show/gen-key), users (add/list/disable/enable/keys/revoke-key), version."""
 
 from __future__ import annotations
 
@@ -163,6 +163,30 @@ def users_enable(username: str, config: ConfigOption = None) -> None:
 
     asyncio.run(users.set_disabled(settings_from(config), username, disabled=False))
     out.print(f"[green]✓[/] user [bold]{username}[/] enabled")
+
+
+@users_app.command("keys")
+def users_keys(config: ConfigOption = None) -> None:
+    """List the API keys of machine clients (ids, names, roles, state; never the keys)."""
+    from xueliang.gateway.cli import users
+
+    table = Table("key id", "name", "role", "state", "created")
+    for key in asyncio.run(users.list_keys(settings_from(config))):
+        state = "revoked" if not key.key_hash else "disabled" if key.disabled else "active"
+        table.add_row(key.key_id, key.name, key.role.value, state, f"{key.created_at:%Y-%m-%d %H:%M}")
+    out.print(table)
+
+
+@users_app.command("revoke-key")
+def users_revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The API key's id (the part after xlk_; see `users keys`).")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke an API key for good: it is refused at once and cannot be enabled again."""
+    from xueliang.gateway.cli import users
+
+    asyncio.run(users.revoke_key(settings_from(config), key_id))
+    out.print(f"[green]✓[/] API key [bold]{key_id}[/] revoked")
 
 
 __all__ = ["NotFound", "app"]

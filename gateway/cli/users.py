@@ -5,8 +5,8 @@ from __future__ import annotations
 import getpass
 import secrets
 
-from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError
-from xueliang.gateway.models import Role, User
+from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError, NotFound
+from xueliang.gateway.models import ApiKey, Role, User
 from xueliang.gateway.node import open_node
 from xueliang.gateway.settings import Settings
 
@@ -52,3 +52,20 @@ async def set_disabled(settings: Settings, username: str, *, disabled: bool) -> 
         user = await node.stores.users.get_user(username)
         await node.stores.users.update_user(user.model_copy(update={"disabled": disabled}))
         await node.audit(_actor(), "users.disable" if disabled else "users.enable", "ok", target=username)
+
+
+async def list_keys(settings: Settings) -> list[ApiKey]:
+    async with open_node(settings) as node:
+        return await node.stores.users.list_api_keys()
+
+
+async def revoke_key(settings: Settings, key_id: str) -> None:
+    """Revoke for good, like ``DELETE /api/api-keys/{key_id}``: disabled, its hash erased, record kept."""
+    async with open_node(settings) as node:
+        try:
+            key = await node.stores.users.get_api_key(key_id)
+            await node.stores.users.update_api_key(key.model_copy(update={"disabled": True, "key_hash": ""}))
+        except NotFound as exc:
+            await node.audit(_actor(), "api_keys.revoke", "error", target=key_id)
+            raise NotFound(f"API key {key_id} does not exist; `xueliang users keys` lists the key ids") from exc
+        await node.audit(_actor(), "api_keys.revoke", "ok", target=key_id, detail=key.name)

@@ -82,6 +82,9 @@ class UserStore(Protocol):
     async def get_api_key(self, key_id: str) -> ApiKey:
         """Raises ``NotFound``."""
 
+    async def update_api_key(self, key: ApiKey) -> None:
+        """Replace the key with the same ``key_id`` (disable, enable, revoke). Raises ``NotFound``."""
+
     async def list_api_keys(self) -> list[ApiKey]:
         """Ordered by key id."""
 

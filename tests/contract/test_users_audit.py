@@ -52,6 +52,24 @@ async def test_api_keys_add_get_list_and_conflict(stores: Stores) -> None:
         await stores.users.get_api_key("xlk_zz")
 
 
+async def test_api_keys_update_disables_and_enables_and_unknown_is_not_found(stores: Stores) -> None:
+    ops = ApiKey(key_id="xlk_c3", name="ops script", key_hash="h3", role=Role.OPERATOR)
+    other = ApiKey(key_id="xlk_d4", name="wall kiosk", key_hash="h4", role=Role.OPERATOR)
+    await stores.users.add_api_key(ops)
+    await stores.users.add_api_key(other)
+
+    disabled = ops.model_copy(update={"disabled": True, "key_hash": ""})
+    await stores.users.update_api_key(disabled)
+    assert await stores.users.get_api_key("xlk_c3") == disabled
+    assert await stores.users.get_api_key("xlk_d4") == other  # only the one key changed
+    await stores.users.update_api_key(ops)
+    assert await stores.users.get_api_key("xlk_c3") == ops
+
+    with pytest.raises(NotFound, match="xlk_zz"):
+        await stores.users.update_api_key(ops.model_copy(update={"key_id": "xlk_zz"}))
+    assert [k.key_id for k in await stores.users.list_api_keys()] == ["xlk_c3", "xlk_d4"]  # not created by update
+
+
 async def test_audit_query_is_newest_first_with_filters(stores: Stores) -> None:
     base = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     entries = [

@@ -52,6 +52,12 @@ class RedisUserStore:
             raise NotFound(f"API key {key_id} does not exist")
         return ApiKey.model_validate_json(record)
 
+    async def update_api_key(self, key: ApiKey) -> None:
+        with self._c.mapped(f"updating API key {key.key_id}"):
+            replaced = await self._replace(keys=[self._keys], args=[key.key_id, key.model_dump_json()])
+        if not replaced:
+            raise NotFound(f"API key {key.key_id} does not exist; list the keys to find its id")
+
     async def list_api_keys(self) -> list[ApiKey]:
         return [ApiKey.model_validate_json(record) for record in await self._all(self._keys, "listing API keys")]
 

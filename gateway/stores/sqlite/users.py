@@ -32,12 +32,12 @@ class SqliteUserStore:
         return [User.model_validate_json(row[0]) for row in rows]
 
     async def update_user(self, user: User) -> None:
-        def update(conn: sqlite3.Connection) -> int:
-            sql = "UPDATE users SET record = ? WHERE username = ?"
-            return conn.execute(sql, (user.model_dump_json(), user.username)).rowcount
-
-        if await self._db.run(update) == 0:
-            raise NotFound(f"user {user.username} does not exist; add it first")
+        await self._update(
+            "UPDATE users SET record = ? WHERE username = ?",
+            user.username,
+            user.model_dump_json(),
+            f"user {user.username} does not exist; add it first",
+        )
 
     async def add_api_key(self, key: ApiKey) -> None:
         await self._insert(
@@ -53,6 +53,14 @@ class SqliteUserStore:
             raise NotFound(f"API key {key_id} does not exist")
         return ApiKey.model_validate_json(record)
 
+    async def update_api_key(self, key: ApiKey) -> None:
+        await self._update(
+            "UPDATE api_keys SET record = ? WHERE key_id = ?",
+            key.key_id,
+            key.model_dump_json(),
+            f"API key {key.key_id} does not exist; list the keys to find its id",
+        )
+
     async def list_api_keys(self) -> list[ApiKey]:
         rows = await self._db.run(lambda conn: conn.execute("SELECT record FROM api_keys ORDER BY key_id").fetchall())
         return [ApiKey.model_validate_json(row[0]) for row in rows]
@@ -65,6 +73,13 @@ class SqliteUserStore:
                 raise Conflict(conflict) from exc
 
         await self._db.run(insert)
+
+    async def _update(self, sql: str, name: str, record: str, missing: str) -> None:
+        def update(conn: sqlite3.Connection) -> int:
+            return conn.execute(sql, (record, name)).rowcount
+
+        if await self._db.run(update) == 0:
+            raise NotFound(missing)
 
     async def _one(self, sql: str, name: str) -> str | None:
         def one(conn: sqlite3.Connection) -> str | None:
