@@ -5,6 +5,7 @@ Public API (everything else is internal)::
     from xueliang.connectors.onvif import OnvifClient, OnvifSettings, create_session, warm_up
     from xueliang.connectors.onvif import discover_unicast, discover_multicast, DiscoveredDevice
     from xueliang.connectors.onvif.errors import OnvifError, Unreachable, AuthFailed, ...
+    from xueliang.connectors.onvif import classify_fault, reached_service, reached_stream  # pure rules
 """
 
 from xueliang.connectors.onvif.client import OnvifClient
@@ -20,11 +21,13 @@ from xueliang.connectors.onvif.errors import (
     TlsFailed,
     Unreachable,
     Unsupported,
+    classify_fault,
 )
 from xueliang.connectors.onvif.events import PullPointState, PullPointSubscription
 from xueliang.connectors.onvif.models import CameraEvent, DeviceIdentity, MediaProfile, ProbeResult, PtzPreset
 from xueliang.connectors.onvif.settings import DiscoverySettings, OnvifSettings
 from xueliang.connectors.onvif.soap import create_session
+from xueliang.connectors.onvif.urls import reached_service, reached_stream
 from xueliang.connectors.onvif.wsdl import warm_up
 
 __all__ = [
@@ -50,8 +53,11 @@ __all__ = [
     "TlsFailed",
     "Unreachable",
     "Unsupported",
+    "classify_fault",
     "create_session",
     "discover_multicast",
     "discover_unicast",
+    "reached_service",
+    "reached_stream",
     "warm_up",
 ]

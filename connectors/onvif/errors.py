@@ -21,7 +21,8 @@ Every error names the camera (``host:port``), what was being done (the ONVIF ope
 the technician should do about it. ``str(err)`` is English; :attr:`OnvifError.message_zh` is the
 same advice in Chinese for operator-facing screens (Chinese first, English second).
 
-Where they come from (mapped in :mod:`xueliang.connectors.onvif.soap`, one place)::
+Where they come from (mapped in :mod:`xueliang.connectors.onvif.soap`, one place; a SOAP fault
+by :func:`classify_fault`, which the gateway's lean sweep path uses too)::
 
     aiohttp.ClientConnectorError (refused, no route, ClientConnectorDNSError)   -> Unreachable
     aiohttp.ServerDisconnectedError (after one retry), ClientOSError,
@@ -44,6 +45,8 @@ WS-Discovery raises ``ValueError`` (bad targets) and ``OSError`` (socket) and co
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class OnvifError(Exception):
@@ -192,6 +195,35 @@ class MalformedResponse(OnvifError):
         "firmware or report the camera model"
     )
     advice_zh = "返回内容被截断或不符合 ONVIF 规范；请重试，如持续出现请升级摄像机固件或上报该型号。"
+
+
+AUTH_FAULT_CODES = frozenset(
+    {
+        "NotAuthorized",  # ter:NotAuthorized (ONVIF Core)
+        "FailedAuthentication",  # wsse:FailedAuthentication (WS-Security)
+        "InvalidSecurity",
+        "InvalidSecurityToken",
+        "FailedCheck",
+        "MessageExpired",  # wsse: the token's Created is too old for the camera
+        "Unauthorized",
+    }
+)
+AUTH_FAULT_REASONS = ("not authorized", "unauthorized", "authenticat")  # firmwares with a generic code
+UNSUPPORTED_FAULT_CODES = frozenset({"ActionNotSupported", "NoSuchService", "NotSupported", "OperationNotSupported"})
+UNSUPPORTED_FAULT_REASONS = ("not supported", "not implemented")
+
+
+def classify_fault(codes: Iterable[str], reason: str) -> type[AuthFailed] | type[Unsupported] | type[DeviceFault]:
+    """The error class a SOAP fault means: ``codes`` are the local names of its Code/Subcode values
+    (``parsers.FaultInfo.codes``), ``reason`` its Reason text. Camera quirk: some firmwares send a
+    generic code (``env:Sender``) and say what happened only in the reason, so it is read too.
+    An ``AuthFailed`` becomes a ``ClockSkew`` where the caller knows the clock is off."""
+    found, text = set(codes), reason.lower()
+    if found & AUTH_FAULT_CODES or any(words in text for words in AUTH_FAULT_REASONS):
+        return AuthFailed
+    if found & UNSUPPORTED_FAULT_CODES or any(words in text for words in UNSUPPORTED_FAULT_REASONS):
+        return Unsupported
+    return DeviceFault
 
 
 def _human_duration(seconds: float) -> str:

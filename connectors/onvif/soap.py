@@ -31,14 +31,13 @@ from xueliang.connectors.onvif import ns
 from xueliang.connectors.onvif.errors import (
     AuthFailed,
     ClockSkew,
-    DeviceFault,
     MalformedResponse,
     NotOnvif,
     OnvifError,
     Timeout,
     TlsFailed,
     Unreachable,
-    Unsupported,
+    classify_fault,
 )
 from xueliang.connectors.onvif.parsers import (
     Element,
@@ -77,19 +76,6 @@ RETRY_ONCE_ERRORS = (
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientConnectionResetError,
 )
-
-AUTH_FAULT_CODES = frozenset(
-    {
-        "NotAuthorized",  # ter:NotAuthorized (ONVIF Core)
-        "FailedAuthentication",  # wsse:FailedAuthentication (WS-Security)
-        "InvalidSecurity",
-        "InvalidSecurityToken",
-        "FailedCheck",
-        "MessageExpired",  # wsse: the token's Created is too old for the camera
-        "Unauthorized",
-    }
-)
-UNSUPPORTED_FAULT_CODES = frozenset({"ActionNotSupported", "NoSuchService", "NotSupported", "OperationNotSupported"})
 
 
 def create_session(settings: OnvifSettings) -> aiohttp.ClientSession:
@@ -304,18 +290,10 @@ class SoapChannel:
         return await loop.run_in_executor(None, functools.partial(parse_xml, content, make_parser()))
 
     def _fault_error(self, operation: str, fault: FaultInfo) -> OnvifError:
-        codes = set(fault.codes)
-        reason = fault.reason.lower()
-        if (
-            codes & AUTH_FAULT_CODES
-            or "not authorized" in reason
-            or "unauthorized" in reason
-            or "authenticat" in reason
-        ):
+        kind = classify_fault(fault.codes, fault.reason)
+        if kind is AuthFailed:
             return self._auth_error(operation, fault.describe())
-        if codes & UNSUPPORTED_FAULT_CODES or "not supported" in reason or "not implemented" in reason:
-            return Unsupported(self.camera, operation, fault.describe())
-        return DeviceFault(self.camera, operation, fault.describe())
+        return kind(self.camera, operation, fault.describe())
 
     def _auth_error(self, operation: str, detail: str) -> AuthFailed:
         offset = self.clock_offset_s

@@ -30,8 +30,34 @@ def _netloc(parts: SplitResult, host: str, port: int | None) -> str:
     return f"{userinfo}@{hostport}" if userinfo else hostport
 
 
+def _foreign(parts: SplitResult, host: str) -> bool:
+    return bool(parts.hostname) and _bare(parts.hostname or "") != _bare(host)
+
+
+def reached_service(url: str, host: str, port: int, *, rewrite: bool = True) -> str:
+    """An HTTP(S) address a camera reached on ``host:port`` advertises (XAddr, subscription,
+    snapshot), made usable: ``host:port:port`` (a firmware quirk) repaired by onvif-zeep-async's
+    ``normalize_url``, then, with ``rewrite``, a foreign host replaced by ``host:port``. Pure: the
+    connector (:class:`AddressFixer`) and the gateway's health sweep both use it."""
+    url = normalize_url(url) or url
+    parts = urlsplit(url)
+    if not rewrite or not _foreign(parts, host):
+        return url
+    return urlunsplit(parts._replace(netloc=_netloc(parts, host, port)))
+
+
+def reached_stream(url: str, host: str, *, rewrite: bool = True) -> str:
+    """An RTSP URI: with ``rewrite``, a foreign host becomes ``host``, keeping the RTSP port (its NAT
+    mapping is unknown). Pure, like :func:`reached_service`."""
+    parts = urlsplit(url)
+    if not rewrite or not _foreign(parts, host):
+        return url
+    return urlunsplit(parts._replace(netloc=_netloc(parts, host, parts.port)))
+
+
 class AddressFixer:
-    """Rewrites addresses whose host is not the one we connected to (when enabled)."""
+    """One camera's addresses rewritten by :func:`reached_service` / :func:`reached_stream` (when
+    enabled); each foreign host is logged once."""
 
     def __init__(self, host: str, port: int, *, enabled: bool) -> None:
         self.host = host
@@ -41,34 +67,23 @@ class AddressFixer:
         self._reported: set[str] = set()
 
     def service(self, url: str) -> str:
-        """An HTTP(S) address (XAddr, subscription, snapshot): foreign host -> our host:port.
-
-        ``normalize_url`` (onvif-zeep-async) first repairs ``host:port:port`` duplicates, a quirk
-        of some firmwares.
-        """
-        url = normalize_url(url) or url
-        parts = urlsplit(url)
-        if not self._foreign(parts, url):
-            return url
-        return urlunsplit(parts._replace(netloc=_netloc(parts, self.host, self.port)))
+        """An HTTP(S) address (XAddr, subscription, snapshot): foreign host -> our host:port."""
+        url = normalize_url(url) or url  # (again in reached_service: idempotent) so the log line can show it
+        return self._report(url, reached_service(url, self.host, self.port, rewrite=self.enabled))
 
     def stream(self, url: str) -> str:
-        """An RTSP URI: foreign host -> our host, keeping the RTSP port (its NAT mapping is unknown)."""
-        parts = urlsplit(url)
-        if not self._foreign(parts, url):
-            return url
-        return urlunsplit(parts._replace(netloc=_netloc(parts, self.host, parts.port)))
+        """An RTSP URI: foreign host -> our host, keeping the RTSP port."""
+        return self._report(url, reached_stream(url, self.host, rewrite=self.enabled))
 
-    def _foreign(self, parts: SplitResult, url: str) -> bool:
-        if not self.enabled or not parts.hostname or _bare(parts.hostname) == _bare(self.host):
-            return False
-        if parts.hostname not in self._reported:
-            self._reported.add(parts.hostname)
+    def _report(self, url: str, fixed: str) -> str:
+        hostname = urlsplit(url).hostname
+        if hostname and urlsplit(fixed).hostname != hostname and hostname not in self._reported:
+            self._reported.add(hostname)
             logger.info(
                 "camera %s: advertises addresses on %s (e.g. %s); using %s instead (NAT or changed IP)",
                 self.camera,
-                parts.hostname,
+                hostname,
                 obscure_user_pass_url(url),  # some cameras put credentials in snapshot URIs
                 self.host,
             )
-        return True
+        return fixed

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 from xueliang.connectors.onvif import (
@@ -45,6 +44,7 @@ from xueliang.connectors.onvif.parsers import (
     parse_services,
     parse_system_date_time,
 )
+from xueliang.connectors.onvif.urls import reached_service, reached_stream
 from xueliang.gateway.cameras.endpoints import MediaEndpoint, media_endpoint
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.guard import NetworkGuard
@@ -71,29 +71,6 @@ STREAM_URI_1 = (
     f'<Transport xmlns="{TT}"><Protocol>RTSP</Protocol></Transport></StreamSetup>'
     "<ProfileToken>{token}</ProfileToken></GetStreamUri>"
 )
-
-
-def _netloc(parts: SplitResult, host: str, port: int | None) -> str:
-    userinfo = parts.netloc.rpartition("@")[0]
-    hostport = f"[{host}]" if ":" in host else host
-    hostport = f"{hostport}:{port}" if port is not None else hostport
-    return f"{userinfo}@{hostport}" if userinfo else hostport
-
-
-def reached_service(url: str, host: str, port: int, rewrite: bool) -> str:
-    """The connector's rule (``AddressFixer.service``): a foreign host becomes the one we reached."""
-    parts = urlsplit(url)
-    if not rewrite or not parts.hostname or parts.hostname.lower() == host.lower():
-        return url
-    return urlunsplit(parts._replace(netloc=_netloc(parts, host, port)))
-
-
-def reached_stream(url: str, host: str, rewrite: bool) -> str:
-    """The connector's rule (``AddressFixer.stream``): a foreign host becomes ours, the RTSP port kept."""
-    parts = urlsplit(url)
-    if not rewrite or not parts.hostname or parts.hostname.lower() == host.lower():
-        return url
-    return urlunsplit(parts._replace(netloc=_netloc(parts, host, parts.port)))
 
 
 def analysis_profile(record: CameraRecord) -> StreamProfile | None:
@@ -174,9 +151,8 @@ class HealthChecker:
         body = envelope(template.format(token=escape(profile.token)), token)
         namespace = onvif_ns.MEDIA2 if media.version == 2 else onvif_ns.MEDIA
         answer = await connection.call(media.xaddr, namespace, "GetStreamUri", body)
-        uri = reached_stream(
-            _read(connection, "GetStreamUri", answer, parse_media_uri), record.host, self.onvif.rewrite_addresses
-        )
+        advertised = _read(connection, "GetStreamUri", answer, parse_media_uri)
+        uri = reached_stream(advertised, record.host, rewrite=self.onvif.rewrite_addresses)
         if uri != profile.stream_uri:
             return HealthResult(CameraStatus.ONLINE, "", offset, uri, needs_probe=True, checked_at=now), media
         return HealthResult(CameraStatus.ONLINE, "", offset, uri, checked_at=now), media
@@ -200,7 +176,7 @@ class HealthChecker:
             )
             services = _read(connection, "GetCapabilities", answer, parse_capabilities)
         xaddrs = {
-            namespace: reached_service(xaddr, record.host, record.port, self.onvif.rewrite_addresses)
+            namespace: reached_service(xaddr, record.host, record.port, rewrite=self.onvif.rewrite_addresses)
             for namespace, xaddr in services.xaddrs.items()
         }
         endpoint = media_endpoint(xaddrs)

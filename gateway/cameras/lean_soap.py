@@ -25,16 +25,14 @@ from lxml import etree
 from xueliang.connectors.onvif import (
     AuthFailed,
     ClockSkew,
-    DeviceFault,
     MalformedResponse,
     NotOnvif,
     OnvifError,
     Timeout,
     Unreachable,
-    Unsupported,
 )
+from xueliang.connectors.onvif.errors import classify_fault
 from xueliang.connectors.onvif.parsers import Element, ParseError, first_child, local_name, parse_fault, parse_xml
-from xueliang.connectors.onvif.soap import AUTH_FAULT_CODES, UNSUPPORTED_FAULT_CODES
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -225,12 +223,10 @@ class CameraConnection:
 
     def _fault_error(self, operation: str, element: Element) -> OnvifError:
         fault = parse_fault(element)
-        codes, reason = set(fault.codes), fault.reason.lower()
-        if codes & AUTH_FAULT_CODES or "not authorized" in reason or "authenticat" in reason:
+        kind = classify_fault(fault.codes, fault.reason)  # the connector's rule, so a status means the same
+        if kind is AuthFailed:
             return self._auth_error(operation, fault.describe())
-        if codes & UNSUPPORTED_FAULT_CODES or "not supported" in reason or "not implemented" in reason:
-            return Unsupported(self.camera, operation, fault.describe())
-        return DeviceFault(self.camera, operation, fault.describe())
+        return kind(self.camera, operation, fault.describe())
 
     def _auth_error(self, operation: str, detail: str) -> AuthFailed:
         offset = self.clock_offset_s
