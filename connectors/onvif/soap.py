@@ -94,6 +94,17 @@ def create_session(settings: OnvifSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "xueliang-gateway-onvif"})
 
 
+async def parse_answer(content: bytes, in_executor_above: int) -> Element:
+    """``parse_xml`` of an answer: on the event loop up to ``in_executor_above`` bytes
+    (``onvif.parse_in_executor_bytes``), above that in the loop's default executor (a bounded
+    thread pool) with a parser of its own, so a big answer never stalls the other cameras. Raises
+    what ``parse_xml`` raises (``lxml.etree.XMLSyntaxError``, ``ParseError``)."""
+    if len(content) <= in_executor_above:
+        return parse_xml(content)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(parse_xml, content, make_parser()))
+
+
 def format_camera(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
@@ -284,10 +295,7 @@ class SoapChannel:
         return answer
 
     async def _parse(self, content: bytes) -> Element:
-        if len(content) <= self._settings.parse_in_executor_bytes:
-            return parse_xml(content)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(parse_xml, content, make_parser()))
+        return await parse_answer(content, self._settings.parse_in_executor_bytes)
 
     def _fault_error(self, operation: str, fault: FaultInfo) -> OnvifError:
         kind = classify_fault(fault.codes, fault.reason)

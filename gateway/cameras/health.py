@@ -97,7 +97,9 @@ class HealthChecker:
         error: OnvifError | None = None
         offset: float | None = None
         for _attempt in range(self.settings.attempts):
-            connection = CameraConnection(camera, self.settings.connect_timeout_s, self.onvif.max_clock_skew_s)
+            connection = CameraConnection(
+                camera, self.settings.connect_timeout_s, self.onvif.max_clock_skew_s, self.onvif.parse_in_executor_bytes
+            )
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
                     return await self._check(connection, record, password, media)

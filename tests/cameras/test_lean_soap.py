@@ -4,9 +4,13 @@ closed connections, web pages, silence, resets; each ends in the status provisio
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import ipaddress
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -25,9 +29,9 @@ URI = "rtsp://127.0.0.1:554/Streaming/Channels/3?transportmode=unicast&profile=P
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def checker(timeout_s: float = 2.0) -> HealthChecker:
+def checker(timeout_s: float = 2.0, onvif: OnvifSettings | None = None) -> HealthChecker:
     settings = SweepSettings(timeout_s=timeout_s, connect_timeout_s=1)
-    return HealthChecker(settings, OnvifSettings(), NetworkGuard([ipaddress.ip_network("127.0.0.0/8")]))
+    return HealthChecker(settings, onvif or OnvifSettings(), NetworkGuard([ipaddress.ip_network("127.0.0.0/8")]))
 
 
 def camera(port: int) -> CameraRecord:
@@ -117,3 +121,44 @@ async def test_silence_is_a_timeout_and_a_reset_is_unreachable() -> None:
         for server in (quiet, rude):
             server.close()
             await server.wait_closed()
+
+
+class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A real (bounded) thread pool that notes the functions it runs and on which thread."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.ran: list[tuple[str, int]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        def noted() -> Any:
+            target = fn.func if isinstance(fn, functools.partial) else fn
+            self.ran.append((getattr(target, "__name__", repr(target)), threading.get_ident()))
+            return fn(*args, **kwargs)
+
+        return super().submit(noted)
+
+
+async def test_answers_over_the_threshold_are_parsed_off_the_event_loop(
+    serve: Callable[[Handler], Awaitable[int]],
+) -> None:
+    stream_uri = (CAPTURES / "hikvision" / "media" / "GetStreamUri.Response.xml").read_bytes()
+    clock = system_date_time_response(datetime.now(UTC))
+    threshold = 1000
+    assert len(clock) < threshold < len(stream_uri)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        answer = stream_uri if b"GetStreamUri" in body else clock
+        return web.Response(body=answer, content_type="application/soap+xml")
+
+    port = await serve(handler)
+    executor = RecordingExecutor()
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(executor)
+    media = MediaEndpoint(f"http://127.0.0.1:{port}/onvif/Media", 1)
+    health, _ = await checker(onvif=OnvifSettings(parse_in_executor_bytes=threshold)).check(camera(port), "pw", media)
+    assert health.status is CameraStatus.ONLINE and health.stream_uri == URI, health
+    parsed = [thread for name, thread in executor.ran if name == "parse_xml"]
+    assert len(parsed) == 1  # GetStreamUri's answer; the small clock answer stays on the loop
+    assert parsed[0] != threading.get_ident()

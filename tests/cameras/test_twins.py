@@ -69,7 +69,8 @@ async def test_both_paths_classify_a_fault_the_same_way(
     async with OnvifClient("127.0.0.1", hikvision.port, "admin", "pw", settings=OnvifSettings()) as client:
         with pytest.raises(OnvifError) as by_connector:
             await client.probe()
-    connection = CameraConnection(f"127.0.0.1:{hikvision.port}", connect_timeout_s=2, max_clock_skew_s=5)
+    camera = f"127.0.0.1:{hikvision.port}"
+    connection = CameraConnection(camera, 2, 5, OnvifSettings().parse_in_executor_bytes)
     try:
         with pytest.raises(OnvifError) as by_sweep:
             await connection.call(
