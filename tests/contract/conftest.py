@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 
 from xueliang.gateway.settings import Settings, load_settings
 from xueliang.gateway.stores import Stores, open_stores
@@ -67,6 +70,36 @@ async def make_stores(backend: str, request: pytest.FixtureRequest, tmp_path: Pa
 @pytest.fixture
 async def stores(make_stores: MakeStores) -> Stores:
     return await make_stores()
+
+
+ReaderStarted = Callable[[str, str], Awaitable[bool]]
+
+
+@pytest.fixture
+def reader_started(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> ReaderStarted:
+    """``await reader_started(topic, group)``: has a bus read for ``group`` reached the backend (and,
+    finding nothing, gone to wait)? Looked at from outside: SQLite records the group in the read's
+    transaction; Redis lists a client blocked in XREADGROUP (7.0 adds the consumer only on delivery)."""
+    if backend == "sqlite":
+        path = settings_for(backend, tmp_path / "data").sqlite_file
+
+        async def sqlite_started(topic: str, group: str) -> bool:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                sql = "SELECT count(*) FROM bus_groups WHERE topic = ? AND grp = ?"
+                return bool(conn.execute(sql, (topic, group)).fetchone()[0])
+
+        return sqlite_started
+    url = str(request.getfixturevalue("redis_url"))
+
+    async def redis_started(topic: str, group: str) -> bool:
+        key = DEFAULT_STORAGE["redis_prefix"] + "bus:" + topic
+        with contextlib.closing(redis.Redis.from_url(url, decode_responses=True)) as client:
+            groups: Any = client.xinfo_groups(key) if client.exists(key) else []
+            clients: Any = client.client_list()
+        blocked = any(row["cmd"] == "xreadgroup" and "b" in row["flags"] for row in clients)
+        return blocked and any(row["name"] == group for row in groups)
+
+    return redis_started
 
 
 async def _poll(check: Callable[[], Awaitable[T]], timeout_s: float = 15.0) -> T:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.contract.conftest import ReaderStarted
 from xueliang.gateway.errors import StoreError
 from xueliang.gateway.stores import Stores
 from xueliang.gateway.stores.base import Message
@@ -67,11 +68,17 @@ async def test_ack_of_something_that_is_not_a_message_id_is_refused(stores: Stor
         await stores.bus.ack("anomalies", "incidents", ["not-an-id"])
 
 
-async def test_a_blocked_read_wakes_up_for_a_new_message(stores: Stores) -> None:
-    reader = asyncio.create_task(stores.bus.read("cases", "wall", "node-a", block_s=10))
-    await asyncio.sleep(0.1)
-    message_id = await stores.bus.publish("cases", {"case": "5119-0001"})
-    got = await reader
+async def test_a_blocked_read_wakes_up_for_a_new_message(
+    stores: Stores, poll: Poll, reader_started: ReaderStarted
+) -> None:
+    reader = asyncio.create_task(stores.bus.read("cases", "wall", "node-a", block_s=3600))
+    try:
+        await poll(lambda: reader_started("cases", "wall"))  # it read, found nothing, and waits
+        message_id = await stores.bus.publish("cases", {"case": "5119-0001"})
+        # Only a wake-up by the publish ends the hour-long wait; the bound keeps a broken one from hanging.
+        got = await asyncio.wait_for(reader, 5)
+    finally:
+        reader.cancel()
     assert [(m.id, m.payload) for m in got] == [(message_id, {"case": "5119-0001"})]
 
 
