@@ -191,6 +191,10 @@ class CaseWork:
         values = {k: float(v) for k, v in self.service.stats().items() if isinstance(v, int | float)}
         values["bus_consumed"] = float(self.consumed)
         values["bus_malformed"] = float(self.malformed)
+        bus = await self.node.stores.bus.stats()
+        values["bus_published"] = float(bus.published)
+        values["bus_trimmed"] = float(bus.trimmed)
+        values["bus_refused"] = float(bus.refused)
         for status, count in (await self.node.stores.outbox.counts()).items():
             values[f"outbox_{status}"] = float(count)
         return values

@@ -9,14 +9,18 @@ against both. Semantics are modelled on Redis Streams so both sides behave alike
   not queued twice). A taken job not acknowledged within ``visibility_s`` is handed out again.
 - ``EventBus``: durable topics read by consumer groups; each group sees every message once,
   messages are acknowledged; pending ones idle longer than ``min_idle_s`` can be claimed by
-  another consumer. Topics are capped at ``maxlen`` (policy: *trim oldest*).
+  another consumer. Topics are capped at ``maxlen`` messages. A topic no group reads is trimmed
+  oldest first (policy: *trim oldest*, nobody loses anything). A topic with groups never loses a
+  message some group still needs: when it reaches ``maxlen``, the messages every group has been
+  delivered *and* has acknowledged are trimmed; if that frees nothing, ``publish`` refuses the new
+  message with ``BusFull`` (policy: *refuse newest*, counted in ``stats().refused``).
 - ``Outbox``: durable, idempotent by key. Committed before any send; ``claim`` leases due items
   to one sender; an expired lease (crashed sender) makes them due again.
 - ``AuditLog``: append-only; ``UserStore``: users and API keys; ``CameraRegistry``: cameras.
 - ``Leases``: one holder per singleton role (scheduler, forwarder) in scale-out.
 
 Counters ("counted" above) are per process, like Prometheus counters: ``JobQueue.stats()``
-(refused, coalesced) and ``EventBus.stats()`` (published, trimmed). Payloads are JSON objects;
+(refused, coalesced) and ``EventBus.stats()`` (published, trimmed, refused). Payloads are JSON objects;
 one that is not JSON-serialisable is refused with ``StoreError`` naming the topic, queue or key.
 Every operation raises ``StoreUnavailable`` when the backing service cannot be reached.
 """
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from xueliang.gateway.errors import StoreError
 from xueliang.gateway.models import (
     ApiKey,
     AuditEntry,
@@ -146,12 +151,33 @@ class Message:
 @dataclass(slots=True)
 class BusStats:
     published: int = 0  # messages this process published
-    trimmed: int = 0  # oldest messages removed to keep topics at ``maxlen`` (by this process's publishes)
+    trimmed: int = 0  # messages removed to keep topics within ``maxlen`` (by this process's publishes)
+    refused: int = 0  # publishes refused with ``BusFull``: the topic's unconsumed backlog was at ``maxlen``
+
+
+class BusFull(StoreError):
+    """A topic's consumer groups have ``maxlen`` messages not yet delivered and acknowledged; the
+    new message was refused (not stored) rather than any of those trimmed."""
+
+    def __init__(self, topic: str, backlog: int, maxlen: int, group: str) -> None:
+        self.topic = topic
+        self.backlog = backlog
+        self.group = group  # the group furthest behind
+        super().__init__(
+            f"bus topic {topic} is full: {backlog} messages are not yet delivered to and acknowledged by "
+            f"every consumer group (storage.bus_maxlen is {maxlen}); group {group} is furthest behind. "
+            f"The message was not stored: publish it again later, and start or speed up the consumers of "
+            f"group {group} (or claim its stale pending messages), or raise storage.bus_maxlen"
+        )
 
 
 class EventBus(Protocol):
     async def publish(self, topic: str, payload: JSON) -> str:
-        """Append durably; returns the message id."""
+        """Append durably; returns the message id.
+
+        At ``maxlen`` messages, a topic without groups drops its oldest; a topic with groups drops
+        those every group has been delivered and has acknowledged, and raises ``BusFull`` (storing
+        nothing) when none are."""
 
     async def read(
         self, topic: str, group: str, consumer: str, *, count: int = 100, block_s: float = 1.0

@@ -32,6 +32,17 @@ async def test_health_is_open_and_readiness_reports_backend(gateway: RunningGate
         assert "xueliang_http_requests_total" in metrics.text
 
 
+async def test_bus_counters_are_exported_as_metrics(gateway: RunningGateway) -> None:
+    await gateway.node.stores.bus.publish("camera.status", {"camera": "cam-1", "status": "online"})
+    await gateway.node.metrics.sample()  # what the node's metrics service does every period
+    async with gateway.client() as client:
+        text = (await client.get("/metrics")).text
+    lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if "bus_" in line}
+    series = 'xueliang_component_value{component="cases",name="bus_%s"}'
+    assert lines[series % "published"] >= 1
+    assert lines[series % "trimmed"] == 0 and lines[series % "refused"] == 0
+
+
 async def test_every_protected_route_needs_auth_and_refusals_are_audited(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         for method, path in PROTECTED:

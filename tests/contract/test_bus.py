@@ -1,4 +1,7 @@
-"""EventBus: durable topics, consumer groups, ack, pending, claim of stale messages, maxlen trimming."""
+"""EventBus: durable topics, consumer groups, ack, pending, claim of stale messages, and the
+``maxlen`` policy: a topic nobody consumes is trimmed oldest first; a consumed topic loses only
+what every group has been delivered and acknowledged, and refuses a publish (``BusFull``) when
+that much is still unconsumed."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 from tests.contract.conftest import ReaderStarted
 from xueliang.gateway.errors import StoreError
 from xueliang.gateway.stores import Stores
-from xueliang.gateway.stores.base import Message
+from xueliang.gateway.stores.base import BusFull, BusStats, Message
 
 Poll = Callable[..., Awaitable[Any]]
 
@@ -112,17 +115,72 @@ async def test_claim_stale_respects_count(stores: Stores, poll: Poll) -> None:
     assert [m.payload["n"] for m in await poll(claim_two)] == [0, 1]
 
 
-async def test_topics_are_trimmed_to_maxlen_oldest_first_and_counted(stores: Stores) -> None:
-    maxlen = 100  # the contract fixture's bus_maxlen
+MAXLEN = 100  # the contract fixture's bus_maxlen
+
+
+async def drain(stores: Stores, topic: str, group: str) -> list[Message]:
+    """Everything ``group`` has not been delivered yet, acknowledged."""
+    got = await stores.bus.read(topic, group, "node-a", count=10_000, block_s=0)
+    await stores.bus.ack(topic, group, [m.id for m in got])
+    return got
+
+
+async def test_a_topic_nobody_consumes_is_trimmed_to_maxlen_oldest_first_and_counted(stores: Stores) -> None:
     total = 350
     ids = [await stores.bus.publish("telemetry", {"n": n}) for n in range(total)]
     kept = await stores.bus.read("telemetry", "late-group", "node-a", count=10_000, block_s=0)
 
-    assert maxlen <= len(kept) < total  # Redis trims whole nodes (MAXLEN ~): at least maxlen stay
-    assert [m.id for m in kept] == ids[total - len(kept) :]  # the newest survive, in order
+    assert [m.id for m in kept] == ids[total - MAXLEN :]  # the newest maxlen survive, in order
+    assert await stores.bus.stats() == BusStats(published=total, trimmed=total - MAXLEN, refused=0)
+
+
+async def test_trimming_never_removes_a_message_a_group_has_not_acknowledged(stores: Stores, poll: Poll) -> None:
+    ids = [await stores.bus.publish("anomalies", {"n": n}) for n in range(MAXLEN)]
+    incidents = await stores.bus.read("anomalies", "incidents", "node-a", count=60, block_s=0)
+    await stores.bus.ack("anomalies", "incidents", [m.id for m in incidents if m.payload["n"] != 10])  # 10 pending
+    wall = await stores.bus.read("anomalies", "wall", "node-b", count=80, block_s=0)
+    await stores.bus.ack("anomalies", "wall", [m.id for m in wall])
+
+    # Only 0..9 were delivered to and acknowledged by both groups: trimming them makes room for 10 more.
+    ids += [await stores.bus.publish("anomalies", {"n": n}) for n in range(MAXLEN, MAXLEN + 10)]
+    with pytest.raises(BusFull) as full:
+        await stores.bus.publish("anomalies", {"n": "refused"})
+    assert (full.value.topic, full.value.backlog, full.value.group) == ("anomalies", MAXLEN, "incidents")
+    message = str(full.value)
+    assert "bus topic anomalies is full" in message and f"{MAXLEN} messages" in message
+    assert "group incidents" in message and "storage.bus_maxlen" in message and "not stored" in message
+    assert isinstance(full.value, StoreError)  # the patrol sink turns it into a retry of the job
+    assert await stores.bus.stats() == BusStats(published=MAXLEN + 10, trimmed=10, refused=1)
+
+    async def claim() -> list[Message]:  # the unacknowledged message is still there, whole
+        return await stores.bus.claim_stale("anomalies", "incidents", "node-c", min_idle_s=0.05)
+
+    assert [(m.id, m.payload) for m in await poll(claim)] == [(ids[10], {"n": 10})]
+    await stores.bus.ack("anomalies", "incidents", [ids[10]])
+    ids.append(await stores.bus.publish("anomalies", {"n": "accepted"}))  # 10..59 consumed by both now
+
+    rest = await drain(stores, "anomalies", "incidents")
+    assert [m.id for m in rest] == ids[60:]  # nothing either group still needed was lost
+    assert [m.payload["n"] for m in rest][-2:] == [MAXLEN + 9, "accepted"]
+    assert [m.id for m in await drain(stores, "anomalies", "wall")] == ids[80:]
     stats = await stores.bus.stats()
-    assert stats.published == total
-    assert stats.trimmed == total - len(kept)
+    assert (stats.published, stats.refused) == (MAXLEN + 11, 1)
+    kept = await stores.bus.read("anomalies", "late-group", "node-d", count=10_000, block_s=0)
+    assert stats.trimmed == stats.published - len(kept) and stats.trimmed >= 60  # counted exactly
+
+
+async def test_a_full_backlog_refuses_until_the_group_catches_up(stores: Stores) -> None:
+    assert await stores.bus.read("cases", "forwarder", "node-a", block_s=0) == []  # the group exists, read nothing
+    ids = [await stores.bus.publish("cases", {"n": n}) for n in range(MAXLEN)]
+    for attempt in range(3):
+        with pytest.raises(BusFull, match=f"bus topic cases is full: {MAXLEN} messages"):
+            await stores.bus.publish("cases", {"n": "late", "attempt": attempt})
+    assert await stores.bus.stats() == BusStats(published=MAXLEN, trimmed=0, refused=3)
+
+    assert [m.id for m in await drain(stores, "cases", "forwarder")] == ids  # every one, none refused
+    later = await stores.bus.publish("cases", {"n": "late"})
+    assert [m.id for m in await drain(stores, "cases", "forwarder")] == [later]
+    assert (await stores.bus.stats()).trimmed == MAXLEN  # all consumed, then trimmed to make room
 
 
 async def test_a_payload_that_is_not_json_is_refused_clearly(stores: Stores) -> None:

@@ -1,10 +1,15 @@
 """The event bus on Redis Streams: one stream ``bus:<topic>`` per topic, one field ``p`` (JSON).
 
-Publish is XADD followed by ``XTRIM MAXLEN ~ maxlen`` in one pipeline: Redis trims whole radix
-nodes, so a topic keeps at least ``maxlen`` messages (a node's worth more at most), and XTRIM
-says how many went, which ``stats().trimmed`` counts. Groups are created on first use at id 0
-(MKSTREAM): a new group starts from the oldest message kept. ``claim_stale`` is XAUTOCLAIM, with
-the delivery counts read back from XPENDING.
+Publish is one Lua script (atomic, so nodes publishing at once cannot overfill a topic): below
+``maxlen`` it is XLEN + XADD. At ``maxlen``, a stream without groups loses its oldest entry
+(``XTRIM MAXLEN``); a stream with groups is trimmed with ``XTRIM MINID`` at its *floor*, the
+lowest id some group still needs: from XINFO GROUPS, the entry after each group's last-delivered
+id, and from XPENDING, each group's oldest pending entry. If nothing lies below the floor, nothing
+is added and the script says so; ``publish`` raises ``BusFull`` naming the group at the floor.
+That trim runs only when the topic is full, and removes everything consumed, so with consumers
+keeping up it runs once per ``maxlen`` publishes. ``stats()`` counts what XTRIM removed and the
+refusals. Groups are created on first use at id 0 (MKSTREAM): a new group starts from the oldest
+message kept. ``claim_stale`` is XAUTOCLAIM, with the delivery counts read back from XPENDING.
 """
 
 from __future__ import annotations
@@ -16,8 +21,41 @@ from typing import Any
 import redis.exceptions
 
 from xueliang.gateway.stores._codec import decode_json, encode_json, parse_message_id
-from xueliang.gateway.stores.base import JSON, BusStats, Message
+from xueliang.gateway.stores.base import JSON, BusFull, BusStats, Message
 from xueliang.gateway.stores.redis.connection import MAX_BLOCK_S, RedisConnection
+
+# KEYS[1] the stream; ARGV: maxlen, payload. Returns {"ok", id, trimmed} or {"full", trimmed, backlog, group}.
+_PUBLISH = """
+local key, maxlen = KEYS[1], tonumber(ARGV[1])
+local length, trimmed = redis.call('XLEN', key), 0
+if length >= maxlen then
+    local groups = {}
+    if length > 0 then groups = redis.call('XINFO', 'GROUPS', key) end
+    if #groups == 0 then
+        trimmed = redis.call('XTRIM', key, 'MAXLEN', maxlen - 1)
+    else
+        local floor_ms, floor_seq, slowest = nil, nil, nil
+        for _, fields in ipairs(groups) do
+            local info = {}
+            for i = 1, #fields, 2 do info[fields[i]] = fields[i + 1] end
+            local ms, seq = string.match(info['last-delivered-id'], '^(%d+)-(%d+)$')
+            ms, seq = tonumber(ms), tonumber(seq) + 1
+            if tonumber(info['pending']) > 0 then
+                local oldest = redis.call('XPENDING', key, info['name'])[2]
+                local p_ms, p_seq = string.match(oldest, '^(%d+)-(%d+)$')
+                p_ms, p_seq = tonumber(p_ms), tonumber(p_seq)
+                if p_ms < ms or (p_ms == ms and p_seq < seq) then ms, seq = p_ms, p_seq end
+            end
+            if floor_ms == nil or ms < floor_ms or (ms == floor_ms and seq < floor_seq) then
+                floor_ms, floor_seq, slowest = ms, seq, info['name']
+            end
+        end
+        trimmed = redis.call('XTRIM', key, 'MINID', string.format('%d-%d', floor_ms, floor_seq))
+        if length - trimmed >= maxlen then return {'full', trimmed, length - trimmed, slowest} end
+    end
+end
+return {'ok', redis.call('XADD', key, '*', 'p', ARGV[2]), trimmed}
+"""
 
 
 def is_missing_group(exc: redis.exceptions.ResponseError) -> bool:
@@ -30,18 +68,19 @@ class RedisEventBus:
         self.maxlen = maxlen
         self._stats = BusStats()
         self._groups: set[tuple[str, str]] = set()  # groups known to exist
+        self._publish = conn.client.register_script(_PUBLISH)
 
     async def publish(self, topic: str, payload: JSON) -> str:
         text = encode_json(payload, f"bus topic {topic}")
         key = self._c.key("bus", topic)
         with self._c.mapped(f"publishing to bus topic {topic}"):
-            async with self._c.client.pipeline(transaction=False) as pipe:
-                pipe.xadd(key, {"p": text})
-                pipe.xtrim(key, maxlen=self.maxlen, approximate=True)
-                message_id, trimmed = await pipe.execute()
+            answer: list[Any] = await self._publish(keys=[key], args=[self.maxlen, text])
+        self._stats.trimmed += int(answer[2] if answer[0] == "ok" else answer[1])
+        if answer[0] != "ok":
+            self._stats.refused += 1
+            raise BusFull(topic, int(answer[2]), self.maxlen, str(answer[3]))
         self._stats.published += 1
-        self._stats.trimmed += int(trimmed)
-        return str(message_id)
+        return str(answer[1])
 
     async def read(
         self, topic: str, group: str, consumer: str, *, count: int = 100, block_s: float = 1.0
@@ -112,7 +151,7 @@ class RedisEventBus:
         return int(summary["pending"])
 
     async def stats(self) -> BusStats:
-        return BusStats(published=self._stats.published, trimmed=self._stats.trimmed)
+        return BusStats(self._stats.published, self._stats.trimmed, self._stats.refused)
 
     async def _ensure_group(self, topic: str, group: str) -> None:
         if (topic, group) in self._groups:
