@@ -131,7 +131,12 @@ class StorageSettings(Section):
     redis_prefix: str = Field("xl:", description="Prefix of every Redis key this gateway writes")
     job_queue_capacity: int = Field(10_000, ge=1, description="Bound of the patrol job queue")
     job_visibility_s: float = Field(60.0, gt=0, description="A taken job not acknowledged by then is redelivered")
-    bus_maxlen: int = Field(100_000, ge=100, description="Messages kept per bus topic (oldest trimmed)")
+    bus_maxlen: int = Field(
+        100_000,
+        ge=100,
+        description="Per bus topic: without consumer groups, oldest trimmed; with groups, at most this many "
+        "unconsumed, then publish is refused (BusFull) and the publisher retries",
+    )
 
 
 class LoggingSettings(Section):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,24 +59,30 @@ def test_missing_config_file_and_bad_yaml_are_readable(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for command in (
-        [],
-        ["run"],
-        ["demo"],
-        ["config"],
-        ["config", "check"],
-        ["config", "show"],
-        ["config", "gen-key"],
-        ["users"],
-        ["users", "add"],
-        ["users", "list"],
-        ["users", "disable"],
-        ["users", "enable"],
-        ["version"],
-    ):
-        result = cli(*command, "--help")
-        assert result.returncode == 0, (command, result.stderr)
-        assert "Usage" in result.stdout
+    """Walks the whole command tree, so a command added later is checked too."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from xueliang.gateway.cli.app import app
+
+    def paths(command: Any, prefix: list[str]) -> list[list[str]]:  # a click (or typer-bundled click) command
+        found = [prefix]
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            found += paths(sub, [*prefix, name])
+        return found
+
+    commands = paths(typer.main.get_command(app), [])
+    assert ["cameras", "import"] in commands and ["users", "revoke-key"] in commands
+    runner = CliRunner()
+    for command in commands:
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage" in result.output
+        help_text = typer.main.get_command(app)
+        for part in command:
+            help_text = help_text.commands[part]  # type: ignore[attr-defined]
+        assert (help_text.help or "").strip(), f"{' '.join(command)} has no help text"
+    assert cli("--help").returncode == 0  # and the real console entry point answers too
 
 
 def test_users_add_list_disable_through_the_cli(tmp_path: Path) -> None:
