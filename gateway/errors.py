@@ -7,7 +7,8 @@
     ├── StoreError                    a store, queue, bus or outbox operation failed
     │   ├── NotFound                  the record asked for does not exist
     │   ├── Conflict                  the record exists already / was changed concurrently
-    │   └── StoreUnavailable          the backing service (SQLite file, Redis) cannot be reached
+    │   ├── StoreUnavailable          the backing service (SQLite file, Redis) cannot be reached
+    │   └── BusFull                   a bus topic's unconsumed backlog is full (stores.base; retry later)
     ├── AuthError                     who you are could not be established (HTTP 401)
     ├── PermissionDenied              who you are may not do this (HTTP 403)
     └── SecretUnreadable              a stored secret cannot be decrypted (key changed; HTTP 409)
