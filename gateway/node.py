@@ -25,6 +25,7 @@ from xueliang.gateway.security import CameraCipher, Passwords, Tokens, resolve_s
 from xueliang.gateway.settings import Settings
 from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Stores
+from xueliang.gateway.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from xueliang.gateway.cameras.runtime import CameraRuntime
@@ -51,6 +52,7 @@ class Node:
     cipher: CameraCipher
     metrics: Metrics
     live: LiveFeed = field(default_factory=LiveFeed)
+    logins: LoginThrottle = field(default_factory=lambda: LoginThrottle(5, 300.0, 60.0))
     # The parts, once assembled (gateway/wiring.py); None on a node opened for a CLI command.
     cameras: CameraRuntime | None = None
     cases: CaseWork | None = None
@@ -137,6 +139,11 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
             tokens=Tokens(secret.token_secret, settings.security.token_ttl_s),
             cipher=CameraCipher(secret.camera_key),
             metrics=Metrics(name),
+            logins=LoginThrottle(
+                settings.security.login_max_failures,
+                settings.security.login_window_s,
+                settings.security.login_lockout_s,
+            ),
         )
         log.info("node %s open (%s mode, %s stores)", name, settings.node.mode, stores.backend, extra={"node": name})
         yield node

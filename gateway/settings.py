@@ -92,6 +92,11 @@ class SecuritySettings(BaseModel):
         description="The only networks the gateway connects to (cameras, intake); CIDR list",
     )
     bootstrap_admin: str = Field("admin", description="Admin user created on first start if none exists")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins (per user name or address) before a lockout")
+    login_window_s: float = Field(300.0, gt=0, description="Failures older than this are forgotten")
+    login_lockout_s: float = Field(
+        60.0, gt=0, description="First lockout after too many failures; doubles on each repeat, up to 15 min"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from xueliang.api.deps import CurrentPrincipal, NodeDep, unauthorized
@@ -32,12 +32,24 @@ class Me(BaseModel):
 @router.post("/login", summary="Exchange username and password for a bearer token")
 async def login(body: LoginRequest, node: NodeDep, request: Request) -> TokenResponse:
     request.state.actor_hint = body.username
+    keys = (f"user:{body.username}", f"address:{request.client.host if request.client else '?'}")
+    wait = node.logins.wait_s(*keys)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many failed logins; try again in {wait:.0f} s (登录失败次数过多，请稍后再试)",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     user = await get_user_or_none(node, body.username)
-    if user is None:
-        await node.passwords.verify_nobody(body.password)
+    valid = (
+        await node.passwords.verify(user.password_hash, body.password)
+        if user is not None
+        else await node.passwords.verify_nobody(body.password)
+    )
+    if user is None or not valid:
+        node.logins.failed(*keys)
         raise unauthorized("wrong username or password")
-    if not await node.passwords.verify(user.password_hash, body.password):
-        raise unauthorized("wrong username or password")
+    node.logins.succeeded(keys[0])
     if user.disabled:
         raise unauthorized("user disabled: ask an administrator")
     principal = Principal(user.username, user.role)

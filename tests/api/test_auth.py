@@ -244,3 +244,18 @@ async def test_the_key_commands_have_help() -> None:
     for command in ("keys", "revoke-key"):
         code, out, _ = await xueliang(env, "users", command, "--help")
         assert code == 0 and "Usage" in out and "API key" in out, command
+
+
+async def test_repeated_failed_logins_lock_the_user_name_out_for_a_while(gateway: RunningGateway) -> None:
+    await add_user(gateway, "op-locked", Role.OPERATOR, password="the-right-pass")
+    async with gateway.client() as client:
+        for _ in range(gateway.settings.security.login_max_failures):
+            wrong = await client.post("/api/auth/login", json={"username": "op-locked", "password": "nope"})
+            assert wrong.status_code == 401
+        locked = await client.post("/api/auth/login", json={"username": "op-locked", "password": "the-right-pass"})
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+        assert "too many failed logins" in locked.json()["detail"]
+        other = await client.post("/api/auth/login", json={"username": "op-other", "password": "nope"})
+        assert other.status_code == 401  # other names from the same address are not locked yet
+    refused = await gateway.node.stores.audit.query(actor="op-locked", action="POST /api/auth/login", limit=1)
+    assert refused[0].outcome == "error 429"
