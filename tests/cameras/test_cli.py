@@ -107,8 +107,11 @@ async def test_import_list_export_and_resume(sim: CameraSimulator, config: Path,
     workbook = tmp_path / "registry.xlsx"
     exported = await xueliang("cameras", "export", str(workbook), "-c", str(config))
     assert exported.code == 0 and "8 camera(s) written" in exported.out, exported
-    sheet = load_workbook(workbook, read_only=True).worksheets[0]
-    rows = [[str(v or "") for v in row] for row in sheet.iter_rows(values_only=True)]
+    book = load_workbook(workbook, read_only=True)  # read-only workbooks hold the file until closed
+    try:
+        rows = [[str(v or "") for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
     assert rows[0][:4] == ["id", "name", "host", "port"] and len(rows) == 9
     assert all(SIM_PASSWORD not in "".join(r) for r in rows)
     bad = await xueliang("cameras", "export", str(tmp_path / "x.pdf"), "-c", str(config))
