@@ -134,6 +134,7 @@ class Patrol:
         self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=300.0)
         self._warned: set[str] = set()
         self.scheduler_role = Role("patrol-scheduler")
+        self._latest: tuple[float, list[PatrolTarget]] | None = None  # (monotonic time, targets)
         self._plain: dict[str, str | GatewayError] = {}  # ciphertext -> password (this node's memory only)
         self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
         self._live = LiveDetector(self.detector, node)
@@ -234,7 +235,15 @@ class Patrol:
         if refused:
             targets = [self._without(t, refused) for t in targets]
         self._logins = await self._decrypt_logins(cameras)
+        self._latest = (time.monotonic(), targets)
         return targets
+
+    async def recent_targets(self, max_age_s: float) -> list[PatrolTarget]:
+        """The targets of the last registry read if younger than ``max_age_s`` (the scheduler's
+        refresh), else a fresh read: the watch follower and the scheduler share one read per refresh."""
+        if self._latest is not None and time.monotonic() - self._latest[0] < max_age_s:
+            return self._latest[1]
+        return await self.targets()
 
     async def _decrypt_logins(self, cameras: list[CameraRecord]) -> dict[str, Login]:
         """Credentials by camera id. Only ciphertexts not seen before are decrypted, in a worker
@@ -329,7 +338,7 @@ class Patrol:
         await asyncio.sleep(0.5)  # let the watch manager's group start
         while True:
             try:
-                self.watch.update(await self.targets())
+                self.watch.update(await self.recent_targets(refresh))
             except TargetsUnavailable as exc:
                 log.warning("watch mode: %s; keeping the current sessions", exc)
             await asyncio.sleep(refresh)

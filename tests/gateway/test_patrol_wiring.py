@@ -57,6 +57,19 @@ async def test_targets_carry_no_password_and_refuse_uris_outside_allowed_network
             assert "not connecting to 10.9.9.9" in caplog.text
             assert "s3cret" not in repr(list(targets.values())) and "s3cret" not in caplog.text
             assert all(t.credentials.username == "" for t in targets.values())
+            reads = 0
+            original = node.stores.cameras.list
+
+            async def counting(query):  # type: ignore[no-untyped-def]
+                nonlocal reads
+                reads += 1
+                return await original(query)
+
+            node.stores.cameras.list = counting  # type: ignore[method-assign]
+            assert [t.camera_id for t in await patrol.recent_targets(60.0)] == ["far", "ok"]
+            assert reads == 0  # the scheduler's read a moment ago is reused
+            await patrol.recent_targets(0.0)
+            assert reads == 1  # too old: read again
             assert patrol._login("ok") is not None and patrol._login("ok").password == "s3cret!"  # type: ignore[union-attr]
         finally:
             await patrol.close()
