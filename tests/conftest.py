@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,11 @@ def disposable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def exit_stack() -> AsyncIterator[contextlib.AsyncExitStack]:
+    """Servers a test starts through a factory fixture (simulators, replays) are entered here and
+    stopped, newest first, when the test ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack

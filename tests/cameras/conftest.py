@@ -3,6 +3,7 @@ the camera service on them, and replays of the captured real cameras."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,18 +51,11 @@ async def sim() -> AsyncIterator[CameraSimulator]:
 
 
 @pytest.fixture
-async def start_sim() -> AsyncIterator[Callable[..., Awaitable[CameraSimulator]]]:
-    started: list[CameraSimulator] = []
-
+def start_sim(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Awaitable[CameraSimulator]]:
     async def start(**overrides: Any) -> CameraSimulator:
-        simulator = CameraSimulator(sim_config(**overrides))
-        await simulator.start()
-        started.append(simulator)
-        return simulator
+        return await exit_stack.enter_async_context(CameraSimulator(sim_config(**overrides)))
 
-    yield start
-    for simulator in started:
-        await simulator.stop()
+    return start
 
 
 @pytest.fixture

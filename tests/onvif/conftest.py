@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -39,19 +40,16 @@ async def axis() -> AsyncIterator[CaptureReplayServer]:
 
 
 @pytest.fixture
-async def replay_factory() -> AsyncIterator[Callable[..., Awaitable[CaptureReplayServer]]]:
+def replay_factory(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Awaitable[CaptureReplayServer]]:
     """Start a replay server with custom options; all are stopped at the end."""
-    servers: list[CaptureReplayServer] = []
 
     async def start(camera: str, **options: object) -> CaptureReplayServer:
         server = CaptureReplayServer(CAPTURES / camera, **options)  # type: ignore[arg-type]
         await server.start()
-        servers.append(server)
+        exit_stack.push_async_callback(server.stop)
         return server
 
-    yield start
-    for server in servers:
-        await server.stop()
+    return start
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -36,19 +37,13 @@ async def sim() -> AsyncIterator[CameraSimulator]:
 
 
 @pytest.fixture
-async def start_sim() -> AsyncIterator[Callable[..., Awaitable[CameraSimulator]]]:
+def start_sim(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Awaitable[CameraSimulator]]:
     """Start simulators with config overrides; all are stopped at the end of the test."""
-    started: list[CameraSimulator] = []
 
     async def start(**overrides: Any) -> CameraSimulator:
-        simulator = CameraSimulator(make_config(**overrides))
-        await simulator.start()
-        started.append(simulator)
-        return simulator
+        return await exit_stack.enter_async_context(CameraSimulator(make_config(**overrides)))
 
-    yield start
-    for simulator in started:
-        await simulator.stop()
+    return start
 
 
 @pytest.fixture
