@@ -70,8 +70,8 @@ class QualitySettings(BaseModel):
         0.3,
         ge=-1,
         le=1,
-        description="scene changed: structural similarity to the reference (high-pass correlation after "
-        "aligning small shifts) below this; normal frames with passers-by measure 0.4-0.6",
+        description="scene changed: structural similarity to the reference (high-pass correlation, in place or "
+        "after aligning small shifts) below this; normal frames with passers-by measure 0.5-0.8",
     )
     scene_max_shift: float = Field(
         0.08, gt=0, le=1, description="scene changed: the picture moved by this fraction of its size or more"

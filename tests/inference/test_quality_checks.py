@@ -25,12 +25,15 @@ from xueliang.inference.quality import (
     BLUR,
     COLOUR_CAST,
     FROZEN,
+    IN_PLACE_MATCH,
     OCCLUDED,
     SCENE_CHANGED,
     QualityChecker,
     QualityReport,
     QualityState,
+    _high_pass,
     quality_anomalies,
+    shrink_to_width,
 )
 from xueliang.inference.rules.evidence import FrameEvidence
 from xueliang.inference.rules.settings import QualitySettings
@@ -129,6 +132,20 @@ def test_small_camera_shake_is_not_a_scene_change() -> None:
     assert report.metrics["scene_shift"] == pytest.approx(0.03, abs=0.005)
 
 
+def test_a_steady_camera_matches_in_place_and_the_alignment_agrees() -> None:
+    """The fast path (no phase correlation when the picture matches in place) says what the
+    alignment would: same place, similar enough."""
+    state = learned()
+    steady = visit(state, clip_image(300), 300)
+    assert steady.metrics["scene_shift"] == 0.0 and steady.metrics["scene_similarity"] >= IN_PLACE_MATCH
+    assert state.reference is not None
+    high = _high_pass(cv2.cvtColor(shrink_to_width(shrink_to_width(clip_image(300), 320), 160), cv2.COLOR_BGR2GRAY))
+    b = state.reference.structure.astype(np.float32)
+    window = cv2.createHanningWindow((b.shape[1], b.shape[0]), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(b, high, window)
+    assert max(abs(dx), abs(dy)) < 0.5  # under half a pixel of 160: the camera has not moved
+
+
 def test_a_partial_cover_below_the_threshold_is_quiet() -> None:
     report = visit(learned(), covered(clip_image(100), 0.3))
     assert OCCLUDED not in report.rules
@@ -168,7 +185,7 @@ def test_state_memory_is_small_and_bounded() -> None:
     for index in (100, 300, 600):
         visit(state, clip_image(index), index)
     assert state.last is not None and state.reference is not None
-    assert state.last.nbytes + state.reference.grey.nbytes < 30_000
+    assert state.last.nbytes + state.reference.structure.nbytes < 30_000
     assert state.visits == 4
 
 
