@@ -13,6 +13,7 @@ folding back on itself touches itself), zero area. Geometry works on many points
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from datetime import datetime, time
 
@@ -82,10 +83,17 @@ class Zone(BaseModel):
     @field_validator("polygon")
     @classmethod
     def _valid_polygon(cls, polygon: tuple[Point, ...]) -> tuple[Point, ...]:
-        problem = polygon_problem(polygon)
+        problem = _known_problem(polygon)
         if problem:
             raise ValueError(problem)
         return polygon
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_problem(polygon: tuple[Point, ...]) -> str:
+    """``polygon_problem``, remembered: every patrol job carries its camera's zones and is validated
+    on each visit, the same few polygons again and again."""
+    return polygon_problem(polygon)
 
 
 def polygon_problem(polygon: Sequence[Point]) -> str:
@@ -117,9 +125,10 @@ def polygon_problem(polygon: Sequence[Point]) -> str:
 
 def polygon_area(polygon: Sequence[Point]) -> float:
     """Signed area (shoelace formula), in normalised units (1.0 = the whole picture)."""
-    pts = np.asarray(polygon, dtype=np.float64)
-    x, y = pts[:, 0], pts[:, 1]
-    return float(0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    n = len(polygon)
+    return 0.5 * sum(
+        polygon[i][0] * polygon[(i + 1) % n][1] - polygon[(i + 1) % n][0] * polygon[i][1] for i in range(n)
+    )
 
 
 def _cross(o: Point, a: Point, b: Point) -> float:
@@ -180,9 +189,7 @@ def points_in_polygon(points: Floats, polygon: Sequence[Point]) -> Bools:
     vectorised over points and edges)."""
     if len(points) == 0:
         return np.zeros(0, dtype=np.bool_)
-    poly = np.asarray(polygon, dtype=np.float64)
-    xi, yi = poly[:, 0][None, :], poly[:, 1][None, :]
-    xj, yj = np.roll(poly[:, 0], -1)[None, :], np.roll(poly[:, 1], -1)[None, :]
+    xi, yi, xj, yj = _edges(tuple(polygon))
     px, py = points[:, 0][:, None], points[:, 1][:, None]
     straddles = (yi > py) != (yj > py)
     dy = np.where(straddles, yj - yi, 1.0)
@@ -190,6 +197,18 @@ def points_in_polygon(points: Floats, polygon: Sequence[Point]) -> Bools:
     hits = straddles & (px < x_cross)
     inside: Bools = (np.count_nonzero(hits, axis=1) % 2) == 1
     return inside
+
+
+@functools.lru_cache(maxsize=4096)
+def _edges(polygon: tuple[Point, ...]) -> tuple[Floats, Floats, Floats, Floats]:
+    """Start and end x and y of each edge, as 1 x edges rows (a zone's polygon is met on every frame)."""
+    start = np.asarray(polygon, dtype=np.float64)
+    end = np.concatenate((start[1:], start[:1]))
+    rows = (start[:, 0], start[:, 1], end[:, 0], end[:, 1])
+    for row in rows:
+        row.flags.writeable = False  # shared by every caller
+    xi, yi, xj, yj = (row[None, :] for row in rows)
+    return xi, yi, xj, yj
 
 
 def foot_points(detections: Sequence[Detection], width: int, height: int) -> Floats:
