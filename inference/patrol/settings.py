@@ -142,6 +142,13 @@ class PipelineSettings(BaseModel):
     cpu_threads: int = Field(
         2, ge=1, le=64, description="Threads of the executor running quality checks, rules and JPEG encoding"
     )
+    opencv_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads one OpenCV call may use (set for the whole process when the workers start); 1: "
+        "each call runs on the executor thread that makes it, which already keeps a core busy",
+    )
     take_timeout_s: float = Field(1.0, gt=0, description="How long a worker waits for a job before looking again")
     grab_timeout_s: float = Field(
         20.0, gt=0, description="Longest wait for one frame from a source (on top of the source's own timeouts)"
