@@ -18,11 +18,9 @@ One JSON line per figure, then a short human summary. The frames: ``--jpegs`` 19
               shows a different frame on each visit (no frozen picture); every camera is visited
               once before measuring (steady state: quality reference learnt, digest challenge
               known); throughput and CPU are counted over a steady-state window (workers busy,
-              before the drain). Two wirings of the same code, both on the detector's threads:
-              ``inline`` (JPEG decode, quality checks and detection in ONE hand-off from the event
-              loop, as ``gateway/patrol.py`` wires it for a one-frame model like this one) and
-              ``queued`` (decode and quality checks in one hand-off, detection through the
-              detector's queue, as a batching model is served). Each repetition runs one wiring,
+              before the drain). Two wirings of the same code: ``shared`` (JPEG decode and quality
+              checks on the detector's threads, as ``gateway/patrol.py`` wires it) and ``apart``
+              (own decode thread and CPU pool). Each repetition runs one wiring,
               the limit, the other wiring, back to back; ``ratio`` = pipeline / limit per
               repetition, median reported.
 ``where``     CPU per frame by thread (event loop, worker threads) and of the camera farm, against
@@ -35,6 +33,15 @@ One JSON line per figure, then a short human summary. The frames: ``--jpegs`` 19
               -> job acknowledged, HTTP included) p50/p99.
 ``decode_scale``  people found at 1/4 and 1/8 DCT scale against a full decode of the same JPEGs.
 ``http_client``   client CPU per snapshot for aiohttp (used) and httpx, same farm.
+
+Tried and measured, and not kept (on this 2-core machine, 2026-11, ``make bench`` and A/B runs
+against ``shared``): the detection in the same hand-off as decode and quality checks (one hop per
+visit: 0.3-0.5 ms less CPU per frame, but the detector's threads then waited more on the GIL,
+throughput ratio 0.84-0.86 against 0.86-0.87), and decode + quality + detection in two worker
+processes (``ProcessPoolExecutor``, no GIL shared with the event loop: 0.84 against 0.855, the
+parent's hand-off costing what the GIL had). What is left on two cores is the event loop's own
+CPU (about 1.1 ms a frame: HTTP client, orchestration, rules), the quality checks (0.3 ms) and the
+output decode (0.4 ms), beside the limit's 18 ms, and the scheduling of three busy threads.
 
 The host is shared: every figure comes with the load average and the CPU other processes took
 while it was measured (``other_cores``).
@@ -368,20 +375,13 @@ class Wiring:
     task: asyncio.Task[None]
 
 
-class ThroughQueue:
-    """The detector as a batching model is served: ``detect()`` only, through its queue."""
-
-    def __init__(self, inner: Detector) -> None:
-        self.detect = inner.detect
-
-
 class Node:
-    """One detector, and the patrol pipeline wired two ways, each with its own feed and workers,
-    both with JPEG decode and quality checks on the detector's threads (``executor=
-    detector.executor`` for the snapshot client and the pipeline):
+    """One detector, and the patrol pipeline wired two ways, each with its own feed and workers:
 
-    - ``inline``: the detection right after them, in the same hand-off (``gateway/patrol.py``);
-    - ``queued``: the detection through the detector's queue and dispatcher.
+    - ``shared``: JPEG decode and quality checks on the detector's threads (``executor=
+      detector.executor`` for the snapshot client and the pipeline), as ``gateway/patrol.py``
+      wires a node;
+    - ``apart``: the client's own decode thread and the pipeline's own CPU pool.
 
     Only the wiring being measured gets jobs; the other's workers wait for theirs.
     """
@@ -406,15 +406,14 @@ class Node:
 
     async def start(self) -> None:
         await self.detector.start()
-        executor = self.detector.executor
-        for name, detector in (("inline", self.detector), ("queued", ThroughQueue(self.detector))):
+        for name, executor in (("shared", self.detector.executor), ("apart", None)):
             feed = Feed()
             client = SnapshotClient(SourceSettings(), target_size=self.detector.input_size, executor=executor)
 
             def source(job: PatrolJob, client: SnapshotClient = client) -> Any:
                 return client.source(job.camera_id, job.snapshot_url, username=USER, password=PASSWORD)
 
-            pipeline = PatrolPipeline(feed, source, detector, self.sink, self.settings, executor=executor)
+            pipeline = PatrolPipeline(feed, source, self.detector, self.sink, self.settings, executor=executor)
             task = asyncio.create_task(pipeline.run())
             self.wirings[name] = Wiring(name, feed, client, pipeline, task)
 
@@ -427,7 +426,7 @@ class Node:
         self.serial += 1
         return BenchJob(str(self.serial), self.payloads[self.serial % self.cameras], time.perf_counter())
 
-    async def closed_loop(self, frames: int, wiring: str = "inline") -> dict[str, Any]:
+    async def closed_loop(self, frames: int, wiring: str = "shared") -> dict[str, Any]:
         """Visits queued faster than they are done; steady-state frames/s and CPU over ``frames``
         acknowledgements, counted once the workers are all busy and stopped before they drain."""
         feed = self.wirings[wiring].feed
@@ -442,7 +441,7 @@ class Node:
         await feed.done.wait()
         return measured
 
-    async def open_loop(self, rate: float, seconds: float, wiring: str = "inline") -> dict[str, Any]:
+    async def open_loop(self, rate: float, seconds: float, wiring: str = "shared") -> dict[str, Any]:
         """Visits due at ``rate`` a second, queued on time; latency percentiles."""
         feed = self.wirings[wiring].feed
         total = int(rate * seconds)
@@ -629,10 +628,10 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
     try:
         warm = {w: await node.closed_loop(args.cameras, w) for w in node.wirings}  # every camera visited once
         node.rules.clear()
-        runs: dict[str, list[dict[str, Any]]] = {"limit": [], "inline": [], "queued": []}
+        runs: dict[str, list[dict[str, Any]]] = {"limit": [], "shared": [], "apart": []}
         for rep in range(reps):
             # back to back, the limit between the two wirings, which alternate: the host's load drifts
-            first, second = ("inline", "queued") if rep % 2 == 0 else ("queued", "inline")
+            first, second = ("shared", "apart") if rep % 2 == 0 else ("apart", "shared")
             runs[first].append(await node.closed_loop(frames, first))
             runs["limit"].append(limit.run(frames))
             runs[second].append(await node.closed_loop(frames, second))
@@ -674,8 +673,8 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
         m["limit"].pop("threads_ms_per_frame")  # its threads are gone when it is read
         emit(figure="limit", **m["limit"], layout=best, fps_runs=[round(r["fps"], 1) for r in runs["limit"]])
         wirings = (
-            ("inline", "decode, quality checks and detection in one hand-off, as gateway/patrol.py wires it"),
-            ("queued", "decode and quality checks in one hand-off, detection through the detector's queue"),
+            ("shared", "JPEG decode and quality checks on the detector's threads, as gateway/patrol.py wires them"),
+            ("apart", "own JPEG decode thread and CPU pool"),
         )
         for w, what in wirings:
             p = m[w]
@@ -692,22 +691,22 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
                 cores_used=p["cores_used"], other_cores=p["other_cores"],
                 warm_up_fps=round(warm[w]["fps"], 1),
             )  # fmt: skip
-        inline = m["inline"]
+        shared = m["shared"]
         emit(
             figure="where", limit_cpu_ms_per_frame=lim_cpu, limit_stages_one_thread=stages,
-            pipeline_cpu_ms_per_frame=inline["cpu_ms_per_frame"],
-            extra_cpu_ms_per_frame=round(inline["cpu_ms_per_frame"] + inline["farm_cpu_ms_per_frame"] - lim_cpu, 2),
+            pipeline_cpu_ms_per_frame=shared["cpu_ms_per_frame"],
+            extra_cpu_ms_per_frame=round(shared["cpu_ms_per_frame"] + shared["farm_cpu_ms_per_frame"] - lim_cpu, 2),
             anomalies_per_frame=rates, workers=args.workers, cameras=args.cameras,
         )  # fmt: skip
         emit(
-            figure="capacity", cameras=int(inline["fps"] * 60), cameras_detection_queued=int(m["queued"]["fps"] * 60),
+            figure="capacity", cameras=int(shared["fps"] * 60), cameras_wired_apart=int(m["apart"]["fps"] * 60),
             target=TARGET_CAMERAS,
             at="1 frame per camera per minute, 1920x1080 JPEG snapshots over HTTP + digest, decoded at 1/4",
         )  # fmt: skip
         seconds = 5.0 if quick else 12.0
         latency = [await node.open_loop(TARGET_CAMERAS / 60.0, seconds)]
         if not quick:
-            latency.append(await node.open_loop(0.9 * inline["fps"], seconds))
+            latency.append(await node.open_loop(0.9 * shared["fps"], seconds))
         for lat in latency:
             emit(figure="latency", **lat)
     finally:
@@ -722,22 +721,21 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
 
 def summary(r: dict[str, Any], scale: dict[str, Any], load: tuple[float, float]) -> None:
     m, lat = r["m"], r["latency"][0]
-    lim, inline, queued = m["limit"], m["inline"], m["queued"]
+    lim, shared, apart = m["limit"], m["shared"], m["apart"]
     print(
         f"\nlimit (JPEG decode 1/4 + letterbox + session.run, {r['best']}): {lim['fps']:.1f} fps, "
         f"{lim['cpu_ms_per_frame']:.2f} ms CPU/frame\n"
-        f"pipeline (HTTP snapshot -> quality -> detect -> rules -> anomaly), decode + quality + detection in one "
-        f"hand-off (gateway's wiring): {inline['fps']:.1f} fps, ratio {r['ratios']['inline']:.3f} (target 0.9; "
-        f"{r['quiet']['inline'][0]} over the {r['quiet']['inline'][1]} repetitions without other work; "
-        f"CPU ratio {r['cpu_ratio']['inline']:.3f}); "
-        f"{inline['cpu_ms_per_frame']:.2f} ms CPU/frame + {inline['farm_cpu_ms_per_frame']:.2f} ms camera farm\n"
-        f"  CPU by thread, ms/frame: {json.dumps(inline['threads_ms_per_frame'])}; cores used "
-        f"{inline['cores_used']:.2f} vs {lim['cores_used']:.2f} for the limit\n"
-        f"pipeline with detection through the detector's queue: {queued['fps']:.1f} fps, ratio "
-        f"{r['ratios']['queued']:.3f} ({r['quiet']['queued'][0]} without other work; CPU ratio "
-        f"{r['cpu_ratio']['queued']:.3f})\n"
-        f"capacity: {int(inline['fps'] * 60)} cameras at 1 frame/min (target {TARGET_CAMERAS}); "
-        f"{int(queued['fps'] * 60)} with detection queued\n"
+        f"pipeline (HTTP snapshot -> quality -> detect -> rules -> anomaly), decode + quality on the detector's "
+        f"threads (the gateway's wiring): {shared['fps']:.1f} fps, ratio {r['ratios']['shared']:.3f} (target 0.9; "
+        f"{r['quiet']['shared'][0]} over the {r['quiet']['shared'][1]} repetitions without other work; "
+        f"CPU ratio {r['cpu_ratio']['shared']:.3f}); "
+        f"{shared['cpu_ms_per_frame']:.2f} ms CPU/frame + {shared['farm_cpu_ms_per_frame']:.2f} ms camera farm\n"
+        f"  CPU by thread, ms/frame: {json.dumps(shared['threads_ms_per_frame'])}; cores used "
+        f"{shared['cores_used']:.2f} vs {lim['cores_used']:.2f} for the limit\n"
+        f"pipeline with its own decode thread and CPU pool: {apart['fps']:.1f} fps, ratio {r['ratios']['apart']:.3f} "
+        f"({r['quiet']['apart'][0]} without other work; CPU ratio {r['cpu_ratio']['apart']:.3f})\n"
+        f"capacity: {int(shared['fps'] * 60)} cameras at 1 frame/min (target {TARGET_CAMERAS}); "
+        f"{int(apart['fps'] * 60)} wired apart\n"
         f"latency at {lat['offered_fps']} visits/s: frame->anomaly p50 {lat['frame_to_anomaly_p50_ms']} ms, "
         f"p99 {lat['frame_to_anomaly_p99_ms']} ms; due->done p50 {lat['due_to_done_p50_ms']} ms, "
         f"p99 {lat['due_to_done_p99_ms']} ms\n"

@@ -62,8 +62,7 @@ class Login:
 
 
 class LiveDetector:
-    """Wraps the detector for watch mode: every result is also published to the live feed (wall
-    overlays). The patrol workers call the detector itself and ``publish`` its results."""
+    """Wraps the detector: every result is also published to the live feed (wall overlays)."""
 
     def __init__(self, inner: Detector | QualityOnly, node: Node) -> None:
         self.inner = inner
@@ -73,10 +72,6 @@ class LiveDetector:
         self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
     ) -> list[Detection]:
         detections = await self.inner.detect(frame, classes=classes, min_score=min_score)
-        self.publish(frame, detections)
-        return detections
-
-    def publish(self, frame: Frame, detections: list[Detection]) -> None:
         height, width = frame.image.shape[:2]
         boxes = [
             {"x1": d.x1, "y1": d.y1, "x2": d.x2, "y2": d.y2, "label": d.label, "score": round(d.score, 3)}
@@ -84,6 +79,7 @@ class LiveDetector:
         ]
         data = {"width": width, "height": height, "boxes": boxes, "ts": frame.captured_at}
         self.node.live.publish("detections", frame.camera_id, data)
+        return detections
 
 
 def with_credentials(url: str, login: Login | None) -> str:
@@ -152,14 +148,13 @@ class Patrol:
         self.pipeline: PatrolPipeline[Job] = PatrolPipeline(
             node.stores.jobs,
             self.source_for_job,
-            self.detector,
+            self._live,
             self.sink,
             analytics.pipeline,
             quality=analytics.quality,
             rules=analytics.rules,
             consumer=node.name,
             executor=self._shared_executor(),
-            on_detections=self._live.publish,
         )
         self.watch = WatchManager(
             self.source_for_target,
@@ -187,9 +182,9 @@ class Patrol:
                 model,
             )
         self._live.inner = self.detector
-        # On a small node JPEG decode, quality checks and (for a one-frame model) the detection run
-        # on the detector's session threads, in one hand-off per snapshot (benchmarks/pipeline.py:
-        # 0.86 of the hardware limit's throughput, 0.90 of its CPU efficiency, 2 cores).
+        # On a small node JPEG decode and quality checks run on the detector's session threads: one
+        # hand-off less per frame (benchmarks/pipeline.py: 0.86 of the hardware limit on 2 cores; the
+        # detection in that same hand-off too measured no better, see there).
         self.snapshots = SnapshotClient(self.source_settings, target_size=size, executor=self._shared_executor())
         self._build_parts()
         self.node.metrics.add_sampler("patrol", self._sample)

@@ -2,21 +2,16 @@
 hand the anomalies to the sink, acknowledge the job.
 
 ``workers`` coroutines share one job queue (``JobFeed``: the gateway's ``JobQueue``), one
-detector and one bounded CPU executor (quality checks, evidence JPEG encoding): the pipeline's
-own, or one it is given; on a small node, give it ``Detector.executor`` (and the snapshot client
-too), so that a visit's CPU work runs on the sessions' threads instead of extra threads
-preempting them (see ``Detector.executor``). Per camera, a visit:
+detector (it batches across cameras) and one bounded CPU executor (quality checks, evidence JPEG
+encoding): the pipeline's own, or one it is given; on a small node, give it ``Detector.executor``
+(and the snapshot client too), so that a visit's CPU work runs on the sessions' threads instead of
+extra threads preempting them (see ``Detector.executor``). Per camera, a visit:
 
 1. builds a source with ``source_factory(job)`` (the gateway passes snapshot / RTSP sources,
    tests a file source) and reads one frame (``grab_timeout_s`` on top of the source's own);
 2. runs the quality checks (executor; a snapshot source runs them right after its decode, in the
    same hop, while the picture is in that core's cache);
-3. unless the picture is black or covered, detects with the camera's class filter: a detector
-   that takes one frame at a time (``BlockingDetector`` whose model has no batch dimension) runs
-   in the snapshot's decode hop, right after the quality checks, so that the visit's CPU work is
-   ONE hand-off from the event loop (the dearest part of the pipeline's overhead on a small node,
-   ``benchmarks/pipeline.py``); otherwise ``detector.detect``, whose queue gathers frames of
-   several cameras into batches. ``on_detections`` sees every frame's detections;
+3. unless the picture is black or covered, ``detector.detect`` with the camera's class filter;
 4. runs the zone rules (on the loop: a few boxes against a few polygons costs less than a hop to
    the executor); when something fired, builds the anomalies with the frame as evidence (the
    camera's own JPEG when it sent one, else encoded once in the executor, only then), and awaits
@@ -44,9 +39,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar
 
 import cv2
 from pydantic import ValidationError
@@ -97,32 +90,8 @@ class DetectorLike(Protocol):
     ) -> list[Detection]: ...
 
 
-@runtime_checkable
-class BlockingDetector(Protocol):
-    """A detector that can also run on the caller's executor thread (``Detector``)."""
-
-    @property
-    def batches_across_cameras(self) -> bool: ...
-
-    def detect_blocking(
-        self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
-    ) -> list[Detection]: ...
-
-
-@dataclass(slots=True)
-class Look:
-    """What the executor hop after a snapshot's decode made of the frame: the quality report and,
-    when the detector ran there too (``inline``), its detections or the error it raised."""
-
-    report: QualityReport
-    inline: bool = False
-    detections: list[Detection] = field(default_factory=list)
-    error: Exception | None = None
-
-
 SourceFactory = Callable[[PatrolJob], FrameSource]
 Sink = Callable[[Anomaly], Awaitable[None]]
-DetectionsObserver = Callable[[Frame, list[Detection]], None]
 
 
 class PatrolPipeline(Generic[J]):
@@ -139,16 +108,13 @@ class PatrolPipeline(Generic[J]):
         consumer: str | None = None,
         clock: Callable[[], float] = time.time,
         executor: Executor | None = None,
-        on_detections: DetectionsObserver | None = None,
     ) -> None:
         """``executor``: where the quality checks (and evidence encoding) run; ``None``: a pool of
         ``settings.cpu_threads`` of the pipeline's own. A small node passes ``Detector.executor``
-        (see there); a borrowed executor is never shut down here. ``on_detections(frame,
-        detections)`` is called on the event loop after each detection (the wall's overlays)."""
+        (see there); a borrowed executor is never shut down here."""
         self._jobs = jobs
         self._source_factory = source_factory
         self._detector = detector
-        self._on_detections = on_detections
         self._sink = sink
         self._s = settings or PipelineSettings()
         self._quality = QualityChecker(quality)
@@ -195,16 +161,6 @@ class PatrolPipeline(Generic[J]):
 
     def camera_state(self, camera_id: str) -> CameraState | None:
         return self._cameras.get(camera_id)
-
-    @cached_property
-    def _inline(self) -> BlockingDetector | None:
-        """The detector, when a snapshot's frame should be detected in its decode hop: one that
-        takes a frame at a time (a batching one gathers frames across cameras in its queue).
-        Decided on the first visit: asking earlier could load the model on the event loop."""
-        detector = self._detector
-        if isinstance(detector, BlockingDetector) and not detector.batches_across_cameras:
-            return detector
-        return None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -282,9 +238,9 @@ class PatrolPipeline(Generic[J]):
             grabbed = await self._grab(job, state)
             if grabbed is None:
                 return await self._unreachable(job, state)
-            frame, look = grabbed
+            frame, report = grabbed
             started = time.monotonic()
-            anomalies = await self._analyse(job, frame, look, state)
+            anomalies = await self._analyse(job, frame, report, state)
             for anomaly in anomalies:
                 await self._sink(anomaly)
             self._stats.frames += 1
@@ -296,16 +252,17 @@ class PatrolPipeline(Generic[J]):
     def _new_state(self, camera_id: str) -> CameraState:
         return CameraState(QualityState(), CameraRules(camera_id, self._rule_settings))
 
-    async def _grab(self, job: PatrolJob, state: CameraState) -> tuple[Frame, Look | None] | None:
-        """The frame, and what ``_look`` made of it when the source could run it right after
-        decoding (``ReadThen``: snapshots); None when no frame came."""
+    async def _grab(self, job: PatrolJob, state: CameraState) -> tuple[Frame, QualityReport | None] | None:
+        """The frame, and its quality report when the source could run the checks right after
+        decoding it (``ReadThen``: snapshots); None when no frame came."""
         source: FrameSource | None = None
-        look: Look | None = None
+        report: QualityReport | None = None
         try:
             source = self._source_factory(job)
             async with asyncio.timeout(self._s.grab_timeout_s):  # no extra task per visit, unlike wait_for
                 if isinstance(source, ReadThen):
-                    frame, look = await source.read_then(lambda f: self._look(f, job, state))
+                    checks = state.quality
+                    frame, report = await source.read_then(lambda f: self._quality.check(f, checks))
                 else:
                     frame = await source.read()
         except (SourceError, CorruptFrame, TimeoutError) as exc:
@@ -322,20 +279,7 @@ class PatrolPipeline(Generic[J]):
         if state.failures:
             log.info("camera %s: frames again after %d failed visit(s)", job.camera_id, state.failures)
         state.failures = 0
-        return frame, look
-
-    def _look(self, frame: Frame, job: PatrolJob, state: CameraState) -> Look:
-        """Executor side: the quality checks, then (``_inline``) the detection, in one hop."""
-        look = Look(self._quality.check(frame, state.quality))
-        detector = self._inline
-        if detector is not None and job.zones and not look.report.blocks_detection:
-            look.inline = True
-            classes = frozenset(job.classes) if job.classes is not None else None
-            try:
-                look.detections = detector.detect_blocking(frame, classes=classes, min_score=job.min_score)
-            except (DetectorError, ValueError) as exc:  # handled on the loop, as detect()'s
-                look.error = exc
-        return look
+        return frame, report
 
     async def _unreachable(self, job: PatrolJob, state: CameraState) -> list[Anomaly]:
         if state.failures < self._s.unreachable_after:
@@ -354,18 +298,20 @@ class PatrolPipeline(Generic[J]):
         self._stats.anomalies += 1
         return [anomaly]
 
-    async def _analyse(self, job: PatrolJob, frame: Frame, look: Look | None, state: CameraState) -> list[Anomaly]:
+    async def _analyse(
+        self, job: PatrolJob, frame: Frame, report: QualityReport | None, state: CameraState
+    ) -> list[Anomaly]:
         loop = asyncio.get_running_loop()
         executor = self._cpu()
-        if look is None:
-            look = Look(await loop.run_in_executor(executor, self._quality.check, frame, state.quality))
-        report = look.report
+        if report is None:
+            report = await loop.run_in_executor(executor, self._quality.check, frame, state.quality)
         detections: list[Detection] | None = []
         if report.blocks_detection:
             self._stats.skipped_detection += 1
         elif job.zones:
+            classes = frozenset(job.classes) if job.classes is not None else None
             try:
-                detections = await self._detect(job, frame, look)
+                detections = await self._detector.detect(frame, classes=classes, min_score=job.min_score)
             except DetectorError as exc:
                 self._fail(_kind(exc))
                 log.warning("camera %s: detection failed, rules skipped: %s", job.camera_id, exc)
@@ -374,8 +320,6 @@ class PatrolPipeline(Generic[J]):
                 self._fail("bad_classes")
                 log.warning("camera %s: class filter %s refused, rules skipped: %s", job.camera_id, job.classes, exc)
                 detections = None
-            if detections is not None and self._on_detections is not None:
-                self._on_detections(frame, detections)
         # the zone rules: point-in-polygon on a few boxes (~0.1 ms), cheaper than an executor hop
         hits = state.rules.evaluate(frame, detections, job.zones) if detections is not None else []
         if not hits and not report.faults:
@@ -383,15 +327,6 @@ class PatrolPipeline(Generic[J]):
         if frame.jpeg is None:  # the evidence JPEG must be encoded (file and RTSP frames): off the loop
             return await loop.run_in_executor(executor, self._anomalies, frame, report, hits)
         return self._anomalies(frame, report, hits)  # the camera's own JPEG is the evidence
-
-    async def _detect(self, job: PatrolJob, frame: Frame, look: Look) -> list[Detection]:
-        """The detections of the frame: those of the decode hop, or the detector's queue's."""
-        if look.inline:
-            if look.error is not None:
-                raise look.error
-            return look.detections
-        classes = frozenset(job.classes) if job.classes is not None else None
-        return await self._detector.detect(frame, classes=classes, min_score=job.min_score)
 
     def _anomalies(self, frame: Frame, report: QualityReport, hits: Sequence[RuleHit]) -> list[Anomaly]:
         """The anomalies of one visit, all sharing one evidence JPEG (encoded here when the frame has none)."""

@@ -194,34 +194,6 @@ class Detector:
 
         return list(await asyncio.gather(*(one(f) for f in frames)))
 
-    @property
-    def batches_across_cameras(self) -> bool:
-        """True when the model takes a batch dimension: frames should then go through ``detect()``,
-        whose queue gathers them into cross-camera batches; False for a fixed-batch model, where
-        ``detect_blocking`` on the caller's executor thread saves the queue's hand-offs."""
-        return self.engine.max_batch > 1
-
-    def detect_blocking(
-        self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
-    ) -> list[Detection]:
-        """``detect()`` for a caller already on an executor thread, best on one of ``executor``'s:
-        the frame skips the queue and runs through a free session in the calling thread (waiting
-        for one when all are busy). The patrol uses it for fixed-batch models, so that a snapshot's
-        decode, quality checks and detection are one hand-off from the event loop instead of two
-        (``benchmarks/pipeline.py``). Raises as ``detect()`` does, except :class:`FrameDropped`:
-        nothing queues here. Never call it on the event loop.
-        """
-        if self.state is not DetectorState.RUNNING:
-            raise DetectorNotRunning(
-                f"detector is {self.state.value}: start it (async with Detector(...)) before detect_blocking()",
-                camera_id=frame.camera_id,
-            )
-        _check_image(frame)
-        started = time.monotonic()
-        detections = self.engine.infer([frame], [self._ask(classes, min_score)])[0]
-        self._stats.latency((time.monotonic() - started) * 1e3)
-        return detections
-
     def detect_sync(
         self, frames: Sequence[Frame], *, classes: frozenset[str] | None = None, min_score: float | None = None
     ) -> list[list[Detection]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -33,8 +32,7 @@ from tests.inference.logic_fixtures import (
 from xueliang.gateway.stores.sqlite.jobs import LocalJobQueue
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector
-from xueliang.inference.errors import DetectorError
-from xueliang.inference.frames import Detection, Frame
+from xueliang.inference.frames import Frame
 from xueliang.inference.patrol.models import Credentials, PatrolJob, PatrolTarget
 from xueliang.inference.patrol.scheduler import PatrolScheduler
 from xueliang.inference.patrol.settings import PipelineSettings
@@ -437,7 +435,7 @@ async def test_decode_and_quality_run_on_a_borrowed_executor_which_outlives_them
         await task
     [anomaly] = sink.anomalies
     assert anomaly.rule == "intrusion" and anomaly.value == 5.0
-    # one hop: the JPEG decode and, right after it on the same thread, the quality checks and the detection
+    # one hop: the JPEG decode and, right after it on the same thread, the quality checks
     assert pool.ran == ["_decode_then"]
     camera_state = pipeline.camera_state("walk-2")
     assert camera_state is not None and camera_state.quality.visits == 1
@@ -459,84 +457,6 @@ async def test_a_node_on_the_detectors_threads_finds_the_same(camera: Camera, de
         )
     assert [(a.rule, a.value, a.evidence) for a in together] == [(a.rule, a.value, a.evidence) for a in apart]
     assert len(await detector.detect(Frame("after", clip_image(100), T0))) >= 5  # the detector still runs
-
-
-class QueuedOnly:
-    """The real detector as a batching model presents itself: ``detect()`` only (its queue)."""
-
-    batches_across_cameras = True
-
-    def __init__(self, inner: Detector) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    async def detect(
-        self, frame: Frame, *, classes: frozenset[str] | None = None, min_score: float | None = None
-    ) -> list[Detection]:
-        self.calls += 1
-        return await self.inner.detect(frame, classes=classes, min_score=min_score)
-
-    def detect_blocking(self, frame: Frame, **kw: Any) -> list[Detection]:
-        raise AssertionError("a batching detector must be asked through its queue")
-
-
-async def test_a_one_frame_model_detects_in_the_decode_hop_a_batching_one_through_its_queue(
-    camera: Camera, detector: Detector, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    walkway = (zone(ZoneKind.INTRUSION, WALKWAY), zone(ZoneKind.CROWD, WALKWAY, min_count=3, id="crowd"))
-    threads: list[str] = []
-    real_blocking = detector.detect_blocking
-
-    def blocking(frame: Frame, **kw: Any) -> list[Detection]:
-        threads.append(threading.current_thread().name)
-        return real_blocking(frame, **kw)
-
-    async def no_queue(frame: Frame, **kw: Any) -> list[Detection]:
-        raise AssertionError("yolox_nano takes one frame at a time: it must not go through the queue")
-
-    seen: list[tuple[str, int, int]] = []
-
-    def observe(frame: Frame, detections: list[Detection]) -> None:
-        seen.append((frame.camera_id, frame.seq, len(detections)))
-
-    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0), executor=detector.executor) as client:
-        with monkeypatch.context() as patched:
-            patched.setattr(detector, "detect_blocking", blocking)
-            patched.setattr(detector, "detect", no_queue)
-            inline = PatrolPipeline(
-                LocalJobQueue(1, 60), factory(client), detector, Sink(), executor=detector.executor,
-                on_detections=observe,
-            )  # fmt: skip
-            one_hop = await inline.process(job("walk-4", camera.url("walk"), walkway))
-            # a covered picture is not worth detecting on: neither path runs the model
-            assert [a.rule for a in await inline.process(job("cov-4", camera.url("covered"), walkway))] == [
-                "quality.occluded"
-            ]
-        queued_detector = QueuedOnly(detector)
-        queued = PatrolPipeline(LocalJobQueue(1, 60), factory(client), queued_detector, Sink(), on_detections=observe)
-        through_queue = await queued.process(job("walk-5", camera.url("walk"), walkway))
-    assert len(threads) == 1 and threads[0].startswith("detector")  # on the detector's own thread
-    assert queued_detector.calls == 1
-    assert sorted(a.rule for a in one_hop) == ["crowd", "intrusion"]
-    assert [(a.rule, a.value, a.detail) for a in one_hop] == [(a.rule, a.value, a.detail) for a in through_queue]
-    (first, _, found), (second, _, again) = seen  # the wall's overlays see both paths' detections
-    assert (first, second) == ("walk-4", "walk-5") and found == again >= 6
-    assert inline.stats().skipped_detection == 1 and detector.stats().frames >= 2
-
-
-async def test_a_detector_failure_in_the_decode_hop_skips_the_rules_and_keeps_the_quality_report(
-    camera: Camera, detector: Detector, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(frame: Frame, **kw: Any) -> list[Detection]:
-        raise DetectorError(f"detector model yolox_nano.onnx failed on camera {frame.camera_id} (test)")
-
-    monkeypatch.setattr(detector, "detect_blocking", broken)
-    sink = Sink()
-    async with SnapshotClient(SourceSettings(snapshot_timeout_s=3.0), executor=detector.executor) as client:
-        pipeline = PatrolPipeline(LocalJobQueue(1, 60), factory(client), detector, sink)
-        walkway = (zone(ZoneKind.INTRUSION, WALKWAY),)
-        assert await pipeline.process(job("walk-6", camera.url("walk"), walkway)) == []
-        assert pipeline.stats().failures == {"detector_error": 1} and pipeline.stats().frames == 1
 
 
 async def test_the_workers_keep_opencv_to_the_threads_they_run_on(detector: Detector) -> None:
