@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from xueliang.events.errors import IncidentNotFound, InvalidTransition
@@ -77,7 +77,6 @@ class AggregatorStats:
     live: int = 0
     evidence_bytes: int = 0  # evidence frames kept in memory now
     evidence_evicted: int = 0  # frames dropped (oldest kept first) to stay within max_evidence_bytes
-    by_rule: dict[str, int] = field(default_factory=dict)
 
 
 _NONE: tuple[Transition, ...] = ()

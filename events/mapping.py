@@ -163,13 +163,6 @@ class FieldMapping:
             node[target[-1]] = value
         return body
 
-    def field_for(self, source_path: str) -> str | None:
-        """The target field that carries ``source_path`` unchanged (e.g. where the case code goes)."""
-        for target, source in self._fields.items():
-            if source.path == tuple(source_path.split(".")) and not source.filters:
-                return ".".join(target)
-        return None
-
 
 def _parse_source(spec: str, name: str, where: str, problems: list[TableProblem]) -> _Source | None:
     if spec.startswith("="):

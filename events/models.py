@@ -22,9 +22,6 @@ class Grade(enum.StrEnum):
     RED = "red"
 
 
-GRADE_RANK: dict[Grade, int] = {Grade.BLUE: 0, Grade.ORANGE: 1, Grade.RED: 2}
-
-
 class DeadlineTier(enum.StrEnum):
     ON_THE_SPOT = "on_the_spot"  # 即时答复
     SAME_DAY = "same_day"  # 当日办结

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,10 +143,6 @@ class CaseService:
         """Tell the listener (the live wall) that an incident was raised, re-opened, closed or acted on."""
         if self._on_incident is not None:
             await self._on_incident(incident, change)
-
-    async def consume(self, source: AsyncIterable[tuple[Anomaly, CameraContext]]) -> None:
-        async for anomaly, camera in source:
-            await self.handle(anomaly, camera)
 
     async def _raise(self, incident: Incident, camera: CameraContext, evidence: Evidence | None) -> Case | None:
         assessment = self.grader.assess(incident.rule, incident.peak_value, camera, incident.first_seen)

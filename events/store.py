@@ -31,7 +31,6 @@ from xueliang.events.models import (
     STATUS_RANK,
     Case,
     CaseStatus,
-    EvidenceRef,
     Grade,
     Incident,
     IncidentState,
@@ -115,10 +114,8 @@ class EventStore(Protocol):
     async def mark_overdue(self, now: datetime) -> list[Case]:
         """Flag (once) open cases whose ``due_at`` has passed; returns those newly flagged."""
 
-    async def add_evidence(self, code: str, ref: EvidenceRef, created_at: datetime) -> None: ...
     async def evidence_rows(self) -> list[EvidenceRow]: ...
     async def remove_evidence(self, code: str) -> None: ...
-    async def counts(self) -> dict[CaseStatus, int]: ...
 
 
 def incident_to_json(incident: Incident) -> str:
@@ -434,15 +431,7 @@ class SqliteEventStore:
 
         return await self._run(write)
 
-    async def counts(self) -> dict[CaseStatus, int]:
-        rows = await self._run(lambda c: c.execute("SELECT status, COUNT(*) FROM cases GROUP BY status").fetchall())
-        return {CaseStatus(s): int(n) for s, n in rows}
-
     # -- evidence index --------------------------------------------------------------------------
-    async def add_evidence(self, code: str, ref: EvidenceRef, created_at: datetime) -> None:
-        row = (code, ref.path, ref.sha256, ref.bytes, created_at.isoformat())
-        await self._run(lambda c: c.execute(_INSERT_EVIDENCE, row))
-
     async def evidence_rows(self) -> list[EvidenceRow]:
         sql = "SELECT code, path, sha256, bytes, created_at FROM evidence ORDER BY created_at"
         rows = await self._run(lambda c: c.execute(sql).fetchall())
