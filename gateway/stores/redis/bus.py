@@ -22,7 +22,7 @@ import redis.exceptions
 
 from xueliang.gateway.stores._codec import decode_json, encode_json, parse_message_id
 from xueliang.gateway.stores.base import JSON, BusFull, BusStats, Message
-from xueliang.gateway.stores.redis.connection import MAX_BLOCK_S, RedisConnection
+from xueliang.gateway.stores.redis.connection import MAX_BLOCK_S, RedisConnection, is_missing_group
 
 # KEYS[1] the stream; ARGV: maxlen, payload. Returns {"ok", id, trimmed} or {"full", trimmed, backlog, group}.
 _PUBLISH = """
@@ -56,10 +56,6 @@ if length >= maxlen then
 end
 return {'ok', redis.call('XADD', key, '*', 'p', ARGV[2]), trimmed}
 """
-
-
-def is_missing_group(exc: redis.exceptions.ResponseError) -> bool:
-    return str(exc).startswith("NOGROUP")
 
 
 class RedisEventBus:
@@ -156,11 +152,7 @@ class RedisEventBus:
     async def _ensure_group(self, topic: str, group: str) -> None:
         if (topic, group) in self._groups:
             return
-        try:
-            await self._c.client.xgroup_create(self._c.key("bus", topic), group, id="0", mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("BUSYGROUP"):
-                raise
+        await self._c.create_group(self._c.key("bus", topic), group)
         self._groups.add((topic, group))
 
     async def _deliveries(self, key: str, group: str, consumer: str, ids: list[str]) -> dict[str, int]:

@@ -30,6 +30,12 @@ SOCKET_TIMEOUT_S = 10.0  # longer than any blocking read we issue (see MAX_BLOCK
 MAX_BLOCK_S = 5.0  # blocking XREAD/XREADGROUP calls are cut into slices this long
 
 
+def is_missing_group(exc: redis.exceptions.ResponseError) -> bool:
+    """The stream or consumer group named in the command does not exist (NOGROUP, also inside a
+    script's or a pipeline's error text)."""
+    return "NOGROUP" in str(exc)
+
+
 def redact(url: str) -> str:
     """``url`` without its password, for messages and logs."""
     try:
@@ -84,6 +90,15 @@ class RedisConnection:
                 f"Redis at {self.url} cannot be reached while {what} ({type(exc).__name__}: {exc}); "
                 "start Redis or correct storage.redis_url (XUELIANG_STORAGE__REDIS_URL)"
             ) from exc
+
+    async def create_group(self, stream: str, group: str) -> None:
+        """Create consumer ``group`` of ``stream`` at id 0, and the stream, unless they exist (call inside
+        ``mapped``)."""
+        try:
+            await self.client.xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if not str(exc).startswith("BUSYGROUP"):  # BUSYGROUP: it exists already
+                raise
 
     async def check(self) -> None:
         """PING once; ``StoreUnavailable`` if Redis does not answer."""

@@ -26,7 +26,7 @@ import redis.exceptions
 from xueliang.gateway.errors import StoreError
 from xueliang.gateway.stores._codec import decode_json, encode_json
 from xueliang.gateway.stores.base import JSON, Job, QueueStats
-from xueliang.gateway.stores.redis.connection import MAX_BLOCK_S, RedisConnection
+from xueliang.gateway.stores.redis.connection import MAX_BLOCK_S, RedisConnection, is_missing_group
 
 GROUP = "workers"
 
@@ -80,11 +80,7 @@ class RedisJobQueue:
     async def create_group(self) -> None:
         """Create the stream and its group if they do not exist (idempotent)."""
         with self._c.mapped("creating the job queue"):
-            try:
-                await self._c.client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
-                if not str(exc).startswith("BUSYGROUP"):  # BUSYGROUP: it exists already
-                    raise
+            await self._c.create_group(self._stream, GROUP)
 
     async def put(self, key: str, payload: JSON) -> bool:
         text = encode_json(payload, f"job {key}")
@@ -128,7 +124,7 @@ class RedisJobQueue:
                 try:
                     length, pending = await pipe.execute()
                 except redis.exceptions.ResponseError as exc:  # the group is gone (FLUSHDB): nothing queued
-                    if "NOGROUP" not in str(exc):
+                    if not is_missing_group(exc):
                         raise
                     length, pending = 0, {"pending": 0}
         in_flight = int(pending["pending"])
@@ -142,7 +138,7 @@ class RedisJobQueue:
                 answer: list[Any] = await self._take(keys=self._keys, args=[GROUP, consumer, visibility_ms])
                 return answer
             except redis.exceptions.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                if not is_missing_group(exc):
                     raise
                 await self.create_group()  # the stream was deleted under us: recreate and retry once
         raise StoreError(f"job queue {self._stream}: its consumer group {GROUP} keeps disappearing")
