@@ -45,6 +45,9 @@ PTZ_CALLS = [
     f'<tptz:RelativeMove>{PROFILE}<tptz:Translation><tt:PanTilt x="0.1" y="0"/></tptz:Translation></tptz:RelativeMove>',
     f"<tptz:SetPreset>{PROFILE}<tptz:PresetName>north</tptz:PresetName></tptz:SetPreset>",
     f"<tptz:GotoHomePosition>{PROFILE}</tptz:GotoHomePosition>",
+    # a name with XML metacharacters: the stored preset must come back escaped, still valid XML
+    f"<tptz:SetPreset>{PROFILE}<tptz:PresetName>gate &amp; &lt;north&gt;</tptz:PresetName></tptz:SetPreset>",
+    f"<tptz:GetPresets>{PROFILE}</tptz:GetPresets>",
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xueliang.connectors.onvif.simulator.models import PtzState
-from xueliang.connectors.onvif.simulator.soap_xml import flt
+from xueliang.connectors.onvif.simulator.soap_xml import flt, text
 
 PTZ_NODE_TOKEN = "PTZNode_1"
 PTZ_CONFIG_TOKEN = "PTZConfig_1"
@@ -76,7 +76,7 @@ def position(pan: float, tilt: float, zoom: float) -> str:
 def presets(state: PtzState) -> str:
     """tptz:Preset elements of every stored preset."""
     return "".join(
-        f'<tptz:Preset token="{p.token}"><tt:Name>{p.name}</tt:Name>'
+        f'<tptz:Preset token="{text(p.token)}"><tt:Name>{text(p.name)}</tt:Name>'
         f"<tt:PTZPosition>{position(p.pan, p.tilt, p.zoom)}</tt:PTZPosition></tptz:Preset>"
         for p in state.presets.values()
     )
