@@ -69,10 +69,14 @@ class PtzState:
     velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
     move_started: float = 0.0  # monotonic seconds
     move_until: float = 0.0  # monotonic seconds; 0 = no move
-    last_move: str = ""  # the operation of the last move request
     presets: dict[str, PtzPreset] = field(default_factory=dict)
     commands: deque[PtzCommand] = field(default_factory=lambda: deque(maxlen=PTZ_LOG_LIMIT))
     commands_dropped: int = 0
+
+    @property
+    def last_move(self) -> str:
+        """The operation of the last PTZ command received ("" before the first)."""
+        return self.commands[-1].operation if self.commands else ""
 
 
 @dataclass(slots=True)

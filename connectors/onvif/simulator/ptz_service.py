@@ -13,7 +13,7 @@ from xueliang.connectors.onvif.simulator.errors import SoapFault
 from xueliang.connectors.onvif.simulator.models import PtzCommand, PtzPreset, PtzState
 from xueliang.connectors.onvif.simulator.soap_context import SoapContext, SoapHandler
 from xueliang.connectors.onvif.simulator.soap_request import child, child_text
-from xueliang.connectors.onvif.simulator.soap_xml import NS_PTZ, xs_datetime
+from xueliang.connectors.onvif.simulator.soap_xml import NS_PTZ, text, xs_datetime
 
 DEFAULT_MOVE_TIMEOUT_S = 10.0
 MAX_PRESETS = 256
@@ -65,11 +65,10 @@ def _vector(element: etree._Element | None) -> tuple[float | None, float | None,
     return pan, tilt, z
 
 
-def _log(ctx: SoapContext, state: PtzState, command: PtzCommand) -> None:
+def _log(state: PtzState, command: PtzCommand) -> None:
     if len(state.commands) == state.commands.maxlen:
         state.commands_dropped += 1
     state.commands.append(command)
-    state.last_move = command.operation
 
 
 def _profile(ctx: SoapContext) -> str:
@@ -88,7 +87,7 @@ def continuous_move(ctx: SoapContext) -> str:
     _settle(state, now)
     state.velocity = (pan or 0.0, tilt or 0.0, zoom or 0.0)
     state.move_until = now + timeout
-    _log(ctx, state, PtzCommand(time.time(), "ContinuousMove", _profile(ctx), pan, tilt, zoom, timeout_s=timeout))
+    _log(state, PtzCommand(time.time(), "ContinuousMove", _profile(ctx), pan, tilt, zoom, timeout_s=timeout))
     return "<tptz:ContinuousMoveResponse/>"
 
 
@@ -96,7 +95,7 @@ def stop(ctx: SoapContext) -> str:
     """Stop every movement."""
     state = _state(ctx)
     _settle(state, time.monotonic())
-    _log(ctx, state, PtzCommand(time.time(), "Stop", _profile(ctx)))
+    _log(state, PtzCommand(time.time(), "Stop", _profile(ctx)))
     return "<tptz:StopResponse/>"
 
 
@@ -108,7 +107,7 @@ def absolute_move(ctx: SoapContext) -> str:
     state.pan = _clamp(pan if pan is not None else state.pan, -1, 1)
     state.tilt = _clamp(tilt if tilt is not None else state.tilt, -1, 1)
     state.zoom = _clamp(zoom if zoom is not None else state.zoom, 0, 1)
-    _log(ctx, state, PtzCommand(time.time(), "AbsoluteMove", _profile(ctx), pan, tilt, zoom))
+    _log(state, PtzCommand(time.time(), "AbsoluteMove", _profile(ctx), pan, tilt, zoom))
     return "<tptz:AbsoluteMoveResponse/>"
 
 
@@ -120,7 +119,7 @@ def relative_move(ctx: SoapContext) -> str:
     state.pan = _clamp(state.pan + (pan or 0.0), -1, 1)
     state.tilt = _clamp(state.tilt + (tilt or 0.0), -1, 1)
     state.zoom = _clamp(state.zoom + (zoom or 0.0), 0, 1)
-    _log(ctx, state, PtzCommand(time.time(), "RelativeMove", _profile(ctx), pan, tilt, zoom))
+    _log(state, PtzCommand(time.time(), "RelativeMove", _profile(ctx), pan, tilt, zoom))
     return "<tptz:RelativeMoveResponse/>"
 
 
@@ -133,7 +132,7 @@ def goto_preset(ctx: SoapContext) -> str:
         raise SoapFault("Sender", ("ter:InvalidArgVal", "ter:NoToken"), f"preset {token!r} does not exist")
     _settle(state, time.monotonic())
     state.pan, state.tilt, state.zoom = preset.pan, preset.tilt, preset.zoom
-    _log(ctx, state, PtzCommand(time.time(), "GotoPreset", _profile(ctx), preset_token=token))
+    _log(state, PtzCommand(time.time(), "GotoPreset", _profile(ctx), preset_token=token))
     return "<tptz:GotoPresetResponse/>"
 
 
@@ -142,7 +141,7 @@ def goto_home_position(ctx: SoapContext) -> str:
     state = _state(ctx)
     _settle(state, time.monotonic())
     state.pan = state.tilt = state.zoom = 0.0
-    _log(ctx, state, PtzCommand(time.time(), "GotoHomePosition", _profile(ctx)))
+    _log(state, PtzCommand(time.time(), "GotoHomePosition", _profile(ctx)))
     return "<tptz:GotoHomePositionResponse/>"
 
 
@@ -155,8 +154,8 @@ def set_preset(ctx: SoapContext) -> str:
         raise SoapFault("Receiver", ("ter:Action", "ter:TooManyPresets"), "preset memory is full")
     name = child_text(ctx.request.body, "PresetName") or f"preset {token}"
     state.presets[token] = PtzPreset(token, name, state.pan, state.tilt, state.zoom)
-    _log(ctx, state, PtzCommand(time.time(), "SetPreset", _profile(ctx), preset_token=token))
-    return f"<tptz:SetPresetResponse><tptz:PresetToken>{token}</tptz:PresetToken></tptz:SetPresetResponse>"
+    _log(state, PtzCommand(time.time(), "SetPreset", _profile(ctx), preset_token=token))
+    return f"<tptz:SetPresetResponse><tptz:PresetToken>{text(token)}</tptz:PresetToken></tptz:SetPresetResponse>"
 
 
 def remove_preset(ctx: SoapContext) -> str:
@@ -187,40 +186,42 @@ def get_status(ctx: SoapContext) -> str:
     )
 
 
+def _configuration(response: str) -> str:
+    return (
+        f'<tptz:{response}><tptz:PTZConfiguration token="{ptz_xml.PTZ_CONFIG_TOKEN}">'
+        f"{ptz_xml.configuration_body()}</tptz:PTZConfiguration></tptz:{response}>"
+    )
+
+
+def _node(response: str) -> str:
+    return (
+        f'<tptz:{response}><tptz:PTZNode token="{ptz_xml.PTZ_NODE_TOKEN}" FixedHomePosition="false">'
+        f"{ptz_xml.node_body(MAX_PRESETS)}</tptz:PTZNode></tptz:{response}>"
+    )
+
+
 def get_configurations(ctx: SoapContext) -> str:
     """The one PTZ configuration."""
     _state(ctx)
-    return (
-        f'<tptz:GetConfigurationsResponse><tptz:PTZConfiguration token="{ptz_xml.PTZ_CONFIG_TOKEN}">'
-        f"{ptz_xml.configuration_body()}</tptz:PTZConfiguration></tptz:GetConfigurationsResponse>"
-    )
+    return _configuration("GetConfigurationsResponse")
 
 
 def get_configuration(ctx: SoapContext) -> str:
     """The PTZ configuration by token."""
     _state(ctx)
-    return (
-        f'<tptz:GetConfigurationResponse><tptz:PTZConfiguration token="{ptz_xml.PTZ_CONFIG_TOKEN}">'
-        f"{ptz_xml.configuration_body()}</tptz:PTZConfiguration></tptz:GetConfigurationResponse>"
-    )
+    return _configuration("GetConfigurationResponse")
 
 
 def get_nodes(ctx: SoapContext) -> str:
     """The one PTZ node and its spaces."""
     _state(ctx)
-    return (
-        f'<tptz:GetNodesResponse><tptz:PTZNode token="{ptz_xml.PTZ_NODE_TOKEN}" FixedHomePosition="false">'
-        f"{ptz_xml.node_body(MAX_PRESETS)}</tptz:PTZNode></tptz:GetNodesResponse>"
-    )
+    return _node("GetNodesResponse")
 
 
 def get_node(ctx: SoapContext) -> str:
     """The PTZ node by token."""
     _state(ctx)
-    return (
-        f'<tptz:GetNodeResponse><tptz:PTZNode token="{ptz_xml.PTZ_NODE_TOKEN}" FixedHomePosition="false">'
-        f"{ptz_xml.node_body(MAX_PRESETS)}</tptz:PTZNode></tptz:GetNodeResponse>"
-    )
+    return _node("GetNodeResponse")
 
 
 HANDLERS: dict[tuple[str, str], SoapHandler] = {
