@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -38,7 +40,22 @@ async def test_names_are_resolved_and_every_address_must_be_inside() -> None:
         await guard("10.0.0.0/8", "::1/128").check("localhost")
 
 
-async def test_resolved_names_are_cached_for_the_configured_time() -> None:
+@pytest.fixture
+async def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names the event loop's resolver is asked for (the real resolver still answers)."""
+    loop = asyncio.get_running_loop()
+    asked: list[str] = []
+    resolve = loop.getaddrinfo
+
+    async def counted(host: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        return await resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", counted)
+    return asked
+
+
+async def test_resolved_names_are_cached_for_the_configured_time(lookups: list[str]) -> None:
     cached = guard("127.0.0.0/8", "::1/128", cache_s=3600)
     first = await cached.check("localhost")
     cached.networks = (ipaddress.ip_network("10.0.0.0/8"),)
@@ -46,6 +63,12 @@ async def test_resolved_names_are_cached_for_the_configured_time() -> None:
         await cached.check("localhost")
     cached.networks = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     assert await cached.check("localhost") == first
+    assert lookups == ["localhost"]  # resolved once, answered from the cache twice
+
+    uncached = guard("127.0.0.0/8", "::1/128", cache_s=0)
+    for _ in range(2):
+        assert await uncached.check("localhost") == first
+    assert lookups == ["localhost"] * 3  # no cache time: every check asks the resolver
 
 
 async def test_a_name_that_cannot_resolve_says_so() -> None:
