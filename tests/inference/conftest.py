@@ -6,14 +6,14 @@ The real assets live in ``<repo>/../shared`` (CI clones the repo with ``shared/`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from xueliang.inference.frames import Frame, Image
+from xueliang.inference.frames import Image
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / ".." / "shared").resolve()
@@ -38,11 +38,6 @@ def _vtest_frame(index: int) -> Image:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def models_dir() -> Path:
     return MODELS
 
@@ -56,16 +51,6 @@ def vtest_path() -> Path:
 def vtest_frame() -> Callable[[int], Image]:
     """``vtest_frame(100)``: a copy of that frame of the real footage (768x576 BGR)."""
     return lambda index: _vtest_frame(index).copy()
-
-
-@pytest.fixture
-def make_frame() -> Callable[..., Frame]:
-    """``make_frame(image, camera_id="cam-1", seq=0)``: a Frame record around an image."""
-
-    def make(image: Image, camera_id: str = "cam-1", seq: int = 0, **kw: object) -> Frame:
-        return Frame(camera_id=camera_id, image=image, captured_at=0.0, seq=seq, **kw)  # type: ignore[arg-type]
-
-    return make
 
 
 def build_onnx_model(
@@ -119,16 +104,3 @@ def onnx_model(tmp_path: Path) -> Callable[..., Path]:
         return build_onnx_model(tmp_path / name, **kw)  # type: ignore[arg-type]
 
     return make
-
-
-def iou_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> np.ndarray:
-    """IoU of every box of ``a`` with every box of ``b`` (x1, y1, x2, y2)."""
-    aa, bb = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(aa[:, None, 0], bb[None, :, 0])
-    y1 = np.maximum(aa[:, None, 1], bb[None, :, 1])
-    x2 = np.minimum(aa[:, None, 2], bb[None, :, 2])
-    y2 = np.minimum(aa[:, None, 3], bb[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (aa[:, 2] - aa[:, 0]) * (aa[:, 3] - aa[:, 1])
-    area_b = (bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)

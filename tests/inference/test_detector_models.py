@@ -10,28 +10,27 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.inference.conftest import iou_matrix
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import ModelError
-from xueliang.inference.frames import Detection, Frame, Image
+from xueliang.inference.frames import Frame, Image
 from xueliang.inference.settings import DetectorSettings
+from xueliang.inference.tracker import boxes_of, iou_matrix
 
 PERSON = frozenset({"person"})
 
 # the pedestrians on frame 100 of vtest.avi, boxed by hand from the picture (x1, y1, x2, y2)
-PEOPLE_100 = [
-    (346, 196, 380, 275),  # woman in black, left of the group
-    (376, 177, 409, 257),  # man in a dark jacket beside her
-    (412, 171, 458, 273),  # man half hidden behind the sign
-    (493, 147, 518, 218),  # pair walking away, left
-    (516, 150, 540, 219),  # pair walking away, right
-    (586, 153, 620, 236),  # man in jeans, right
-    (222, 59, 238, 95),  # far walker on the upper path
-]
-
-
-def boxes(dets: list[Detection]) -> list[tuple[float, float, float, float]]:
-    return [(d.x1, d.y1, d.x2, d.y2) for d in dets]
+PEOPLE_100 = np.array(
+    [
+        (346, 196, 380, 275),  # woman in black, left of the group
+        (376, 177, 409, 257),  # man in a dark jacket beside her
+        (412, 171, 458, 273),  # man half hidden behind the sign
+        (493, 147, 518, 218),  # pair walking away, left
+        (516, 150, 540, 219),  # pair walking away, right
+        (586, 153, 620, 236),  # man in jeans, right
+        (222, 59, 238, 95),  # far walker on the upper path
+    ],
+    dtype=np.float64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,7 @@ def test_yolox_finds_the_people_on_frame_100(yolox: Detector, frame100: Frame) -
         assert 25 <= height <= 200, d
         assert d.y2 < h / 2  # on the paths; nobody is on the lawn in the lower half
     # six of the seven people boxed by hand are found, box for box
-    matched = iou_matrix(PEOPLE_100, boxes(dets)).max(axis=1) > 0.6
+    matched = iou_matrix(PEOPLE_100, boxes_of(dets)).max(axis=1) > 0.6
     assert matched.sum() >= 6, matched
 
 
@@ -81,7 +80,7 @@ def test_nanodet_finds_the_same_people(models_dir: Path, yolox: Detector, frame1
     [dets] = nanodet.detect_sync([frame100], classes=PERSON, min_score=0.45)
     assert len(dets) >= 4
     # every NanoDet person is one of the people boxed by hand, box for box
-    assert (iou_matrix(boxes(dets), PEOPLE_100).max(axis=1) > 0.6).all()
+    assert (iou_matrix(boxes_of(dets), PEOPLE_100).max(axis=1) > 0.6).all()
 
 
 def test_light_person_detector_finds_people(models_dir: Path, frame100: Frame) -> None:
@@ -91,11 +90,10 @@ def test_light_person_detector_finds_people(models_dir: Path, frame100: Frame) -
     [dets] = light.detect_sync([frame100], min_score=0.5)
     assert len(dets) >= 3 and all(d.label == "person" for d in dets)
     # the light model sometimes boxes two walkers as one: each of its boxes covers a person
-    ref_arr = np.asarray(PEOPLE_100, dtype=np.float64)
-    ref_area = (ref_arr[:, 2] - ref_arr[:, 0]) * (ref_arr[:, 3] - ref_arr[:, 1])
+    ref_area = (PEOPLE_100[:, 2] - PEOPLE_100[:, 0]) * (PEOPLE_100[:, 3] - PEOPLE_100[:, 1])
     for d in dets:
-        ix = np.clip(np.minimum(d.x2, ref_arr[:, 2]) - np.maximum(d.x1, ref_arr[:, 0]), 0, None)
-        iy = np.clip(np.minimum(d.y2, ref_arr[:, 3]) - np.maximum(d.y1, ref_arr[:, 1]), 0, None)
+        ix = np.clip(np.minimum(d.x2, PEOPLE_100[:, 2]) - np.maximum(d.x1, PEOPLE_100[:, 0]), 0, None)
+        iy = np.clip(np.minimum(d.y2, PEOPLE_100[:, 3]) - np.maximum(d.y1, PEOPLE_100[:, 1]), 0, None)
         assert (ix * iy / ref_area).max() >= 0.7, d
 
 
@@ -107,8 +105,7 @@ def test_reduced_scale_frame_gives_boxes_in_its_own_pixels(yolox: Detector, fram
     [full] = yolox.detect_sync([frame100], classes=PERSON, min_score=0.5)
     [dets] = yolox.detect_sync([small], classes=PERSON, min_score=0.5)
     assert len(dets) >= 5
-    scaled_back = [(b[0] * 2, b[1] * 2, b[2] * 2, b[3] * 2) for b in boxes(dets)]
-    assert (iou_matrix(scaled_back, boxes(full)).max(axis=1) > 0.6).all()
+    assert (iou_matrix(boxes_of(dets) * 2, boxes_of(full)).max(axis=1) > 0.6).all()
 
 
 def test_provider_fallback_to_cpu_with_a_log_line(models_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
