@@ -294,14 +294,14 @@ class Aggregator:
         entry = self._live.get(key) if key is not None else None
         return entry.evidence if entry is not None else None
 
-    def _get(self, incident_id: str) -> Incident:
+    def _get(self, incident_id: str, action: str) -> Incident:
         incident = self.find(incident_id)
         if incident is None:
-            raise IncidentNotFound(f"no live incident {incident_id} (it may be closed for good; see the store)")
+            raise IncidentNotFound(f"incident {incident_id} is not live; {action} needs a live incident")
         return incident
 
     def acknowledge(self, incident_id: str, user: str, at: datetime) -> Incident:
-        incident = self._get(incident_id)
+        incident = self._get(incident_id, "acknowledge")
         check_action(incident, "acknowledge")
         incident.state = IncidentState.ACKNOWLEDGED
         incident.acknowledged_by = user
@@ -310,9 +310,9 @@ class Aggregator:
         return incident
 
     def dismiss(self, incident_id: str, user: str, reason: str) -> Incident:
+        incident = self._get(incident_id, "dismiss")
         if not reason.strip():
             raise InvalidTransition(f"dismissing incident {incident_id} needs a reason (驳回需填写原因)")
-        incident = self._get(incident_id)
         check_action(incident, "dismiss")
         incident.state = IncidentState.DISMISSED
         incident.dismiss_reason = reason.strip()
@@ -321,7 +321,7 @@ class Aggregator:
         return incident
 
     def escalate(self, incident_id: str, user: str) -> Incident:
-        incident = self._get(incident_id)
+        incident = self._get(incident_id, "escalate")
         check_action(incident, "escalate")
         incident.state = IncidentState.ESCALATED
         incident.escalated_by = user

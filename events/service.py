@@ -37,7 +37,7 @@ import httpx
 
 from xueliang.events.aggregation import Aggregator, TransitionKind, check_action
 from xueliang.events.codes import CaseCodes
-from xueliang.events.errors import EventsError, EvidenceError, IncidentNotFound
+from xueliang.events.errors import EventsError, EvidenceError
 from xueliang.events.evidence import EvidenceStore, PruneReport
 from xueliang.events.forwarder import DeliveryResult, Forwarder, Outcome, build_client
 from xueliang.events.grading import Assessment, Grader
@@ -199,20 +199,7 @@ class CaseService:
             title_en=text.title_en,
             description_zh=text.description_zh,
             description_en=text.description_en,
-            location=CaseLocation(
-                **camera.model_dump(
-                    include={
-                        "region_code",
-                        "district",
-                        "township",
-                        "township_code",
-                        "grid_code",
-                        "address",
-                        "lat",
-                        "lon",
-                    }
-                )
-            ),
+            location=CaseLocation(**camera.model_dump(include=set(CaseLocation.model_fields))),
             camera_id=camera.id,
             camera_name=camera.name,
             place=camera.place,
@@ -304,15 +291,11 @@ class CaseService:
         return live if live is not None else await self.store.get_incident(incident_id)
 
     async def acknowledge(self, incident_id: str, user: str) -> Incident:
-        if self.aggregator.find(incident_id) is None:
-            raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be acknowledged")
         incident = self.aggregator.acknowledge(incident_id, user, datetime.now(UTC))
         await self._incident_changed(incident, "acknowledged")
         return incident
 
     async def dismiss(self, incident_id: str, user: str, reason: str) -> Incident:
-        if self.aggregator.find(incident_id) is None:
-            raise IncidentNotFound(f"incident {incident_id} is not live; only live incidents can be dismissed")
         incident = self.aggregator.dismiss(incident_id, user, reason)
         await self._incident_changed(incident, "dismissed")
         return incident
