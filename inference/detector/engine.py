@@ -106,15 +106,15 @@ class Engine:
         return results
 
     def _input(self, size: int, height: int, width: int) -> Tensor:
-        """This thread's input tensor for a batch of ``size``: made once and reused (the outputs
-        never alias it), as a thread would in a tight loop; a fresh 2 MB array per frame costs the
-        pipeline page faults and cache misses the benchmark's limit does not pay."""
-        shape = (size, 3, height, width)
+        """This thread's input tensor for a batch of ``size``: the first ``size`` slots of one
+        ``max_batch`` tensor made once and reused (the outputs never alias it; a leading slice is
+        contiguous), whatever size each batch has; a fresh 2 MB array per frame costs the pipeline
+        page faults and cache misses the benchmark's limit does not pay."""
         batch: Tensor | None = getattr(self._local, "batch", None)
-        if batch is None or batch.shape != shape:
-            batch = np.empty(shape, dtype=np.float32)
+        if batch is None or batch.shape[1:] != (3, height, width) or batch.shape[0] < size:
+            batch = np.empty((max(size, self.max_batch), 3, height, width), dtype=np.float32)
             self._local.batch = batch
-        return batch
+        return batch[:size]
 
     @property
     def providers(self) -> tuple[str, ...]:
