@@ -102,16 +102,12 @@ class QualityReport:
 def shrink_to_width(image: Image, width: int) -> Image:
     """Shrink to ``width`` (keeping the aspect): an integer-factor area average (OpenCV's fast
     path; a fractional INTER_AREA costs ten times more), then bilinear for the last factor < 2."""
-    h, w = image.shape[:2]
-    if w <= width:
+    if image.shape[1] <= width:
         return image
-    k = w // width
-    if k >= 2:
-        cropped = image[: h - h % k, : w - w % k]
-        image = np.asarray(cv2.resize(cropped, (w // k, h // k), interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        h, w = image.shape[:2]
-        if w == width:
-            return image
+    image = _reduce(image, width)
+    h, w = image.shape[:2]
+    if w == width:
+        return image
     height = max(1, round(h * width / w))
     return np.asarray(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
 
