@@ -32,7 +32,7 @@ from xueliang.inference.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from xueliang.inference.frames import Frame, Image
+from xueliang.inference.frames import Frame
 from xueliang.inference.settings import SourceSettings
 from xueliang.inference.sources.base import SourceCounters, SourceState, SourceStats
 from xueliang.inference.sources.jpeg import decode_jpeg
@@ -132,11 +132,6 @@ class SnapshotClient:
         """The bounded executor the JPEGs are decoded in (never the event loop)."""
         return self._decoders
 
-    async def decode(self, data: bytes, what: str) -> tuple[Image, float]:
-        """Decode a JPEG in the decode executor, at reduced scale when ``target_size`` allows."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._decoders, _decode, data, self.target_size, what)
-
     async def close(self) -> None:
         if self._closed:
             return
@@ -153,10 +148,6 @@ class SnapshotClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-def _decode(data: bytes, target: tuple[int, int] | None, what: str) -> tuple[Image, float]:
-    return decode_jpeg(data, target=target, what=what)
 
 
 def _nothing(frame: Frame) -> None:
