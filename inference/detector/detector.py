@@ -114,12 +114,7 @@ class Detector:
             self._dispatcher.cancel()
             # Wait for the dispatcher without swallowing a cancellation of stop()'s own caller.
             await asyncio.wait({self._dispatcher})
-        while self._queue:
-            _, req = self._queue.popitem(last=False)
-            _fail(
-                req,
-                DetectorNotRunning("detector stopped before this frame was analysed", camera_id=req.frame.camera_id),
-            )
+        self._fail_waiting("detector stopped before this frame was analysed")
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         self.state = DetectorState.STOPPED
         log.info("detector stopped: %s", self.stats())
@@ -251,9 +246,13 @@ class Detector:
         exc = task.exception()
         log.error("detector dispatcher failed, detector stopped: %r", exc, exc_info=exc)
         self.state = DetectorState.STOPPED
+        self._fail_waiting(f"detector failed: {exc!r}")
+
+    def _fail_waiting(self, why: str) -> None:
+        """Fail every request still waiting in the queue with :class:`DetectorNotRunning`."""
         while self._queue:
             _, req = self._queue.popitem(last=False)
-            _fail(req, DetectorNotRunning(f"detector failed: {exc!r}", camera_id=req.frame.camera_id))
+            _fail(req, DetectorNotRunning(why, camera_id=req.frame.camera_id))
 
     async def _dispatch(self) -> None:
         assert self._slots is not None
