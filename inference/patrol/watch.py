@@ -87,6 +87,7 @@ class WatchSession:
         self.state = WatchState.CREATED
         self._last_detect: float | None = None
         self._last_sent: dict[tuple[str, str], float] = {}
+        self._classes = frozenset(target.classes) if target.classes is not None else None
 
     @property
     def camera_id(self) -> str:
@@ -133,9 +134,8 @@ class WatchSession:
         else:
             self.counters.frames_idle += 1
         self._last_detect = frame.captured_at
-        classes = frozenset(self.target.classes) if self.target.classes is not None else None
         try:
-            detections = await self._detector.detect(frame, classes=classes, min_score=self.target.min_score)
+            detections = await self._detector.detect(frame, classes=self._classes, min_score=self.target.min_score)
         except DetectorError as exc:
             self.counters.detector_errors += 1
             log.debug("camera %s: watch frame %d not detected: %s", self.camera_id, frame.seq, exc)
