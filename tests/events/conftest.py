@@ -8,7 +8,6 @@ really refused meanwhile), ``.control(...)`` makes it misbehave, ``.stats()`` re
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -197,7 +196,3 @@ def anomaly(
         camera_id=f"cam-{cam:03d}", rule=rule, observed_at=BASE + timedelta(seconds=at_s), value=value, zone=zone,
         evidence=evidence,
     )  # fmt: skip
-
-
-def pythonpath_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
