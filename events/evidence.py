@@ -35,6 +35,11 @@ LABEL_TEXT = (255, 255, 255)
 
 def annotate(evidence: Evidence, quality: int = 90) -> bytes:
     """The evidence JPEG with its boxes and labels drawn; raises ``EvidenceError`` if it does not decode."""
+    return _annotate(evidence, quality)[0]
+
+
+def _annotate(evidence: Evidence, quality: int) -> tuple[bytes, int, int]:
+    """``annotate``, and the image's width and height (known from the decode)."""
     raw = np.frombuffer(evidence.jpeg, dtype=np.uint8)
     image = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
     if image is None:
@@ -57,7 +62,7 @@ def annotate(evidence: Evidence, quality: int = 90) -> bytes:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise EvidenceError("JPEG encoding of the annotated evidence failed")
-    return bytes(encoded.tobytes())
+    return bytes(encoded.tobytes()), width, height
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ class EvidenceStore:
         return observed_at.astimezone(self._zone).strftime("%Y/%m/%d/") + f"{code}.jpg"
 
     def _write(self, code: str, observed_at: datetime, evidence: Evidence) -> EvidenceRef:
-        data = annotate(evidence, self.settings.jpeg_quality)
+        data, decoded_width, decoded_height = _annotate(evidence, self.settings.jpeg_quality)
         relative = self.relative_path(code, observed_at)
         target = self.root / relative
         temporary = target.with_suffix(".tmp")
@@ -100,8 +105,7 @@ class EvidenceStore:
             raise EvidenceError(f"case {code}: cannot write evidence {target}: {exc.strerror}") from exc
         height, width = evidence.height, evidence.width
         if not (height and width):
-            decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_2)
-            height, width = (decoded.shape[0] * 2, decoded.shape[1] * 2) if decoded is not None else (0, 0)
+            height, width = decoded_height, decoded_width
         url = f"{self._public_url}/evidence/{code}.jpg" if self._public_url else ""
         digest = hashlib.sha256(data).hexdigest()
         return EvidenceRef(sha256=digest, path=relative, url=url, width=width, height=height, bytes=len(data))
