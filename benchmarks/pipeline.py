@@ -79,6 +79,7 @@ from xueliang.inference.pipeline import PatrolPipeline
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 from xueliang.inference.sources import SnapshotClient
 from xueliang.inference.sources.jpeg import decode_jpeg
+from xueliang.inference.tracker import iou_matrix
 from xueliang.inference.zones import Zone
 
 REPO = Path(__file__).resolve().parents[1]
@@ -502,12 +503,7 @@ def decode_scale(model: Path, jpegs: list[bytes]) -> dict[str, Any]:
         total = 0
         for x, y in zip(a, b, strict=True):
             if len(x) and len(y):
-                lt = np.maximum(x[:, None, :2], y[None, :, :2])
-                rb = np.minimum(x[:, None, 2:], y[None, :, 2:])
-                inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-                area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-                iou = inter / (area(x)[:, None] + area(y)[None, :] - inter)
-                total += int((iou.max(axis=1) >= 0.5).sum())
+                total += int((iou_matrix(x, y).max(axis=1) >= 0.5).sum())
         return total
 
     people = {k: sum(len(x) for x in v) for k, v in found.items()}

@@ -48,12 +48,12 @@ from aiortc.codecs import get_decoder  # noqa: E402
 from tests.simulator.cli_process import SimulatorProcess  # noqa: E402
 from tests.wall.netns import NETNS_ENV, in_netns, netns_argv, netns_problem  # noqa: E402
 from xueliang.api.wall import h264  # noqa: E402
-from xueliang.connectors.onvif.simulator import read_wallclock_sei  # noqa: E402
+from xueliang.connectors.onvif.simulator import SimulatorConfig, read_wallclock_sei  # noqa: E402
 
 CAMERA_PASSWORD = "Bench-Passw0rd-1"
 OPERATOR_PASSWORD = "bench-operator-pass-1"
 CAMERAS = 4
-SOURCE_FPS = 25  # the simulator's main stream (channel 101, 768x576)
+SOURCE_FPS: int = SimulatorConfig.model_fields["main_fps"].default  # the main stream (channel 101) the CLI serves
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -376,7 +376,8 @@ async def inner(args: argparse.Namespace) -> dict[str, Any]:
             async with httpx.AsyncClient(base_url=base) as client:
                 login = await client.post("/api/auth/login", json={"username": "bench", "password": OPERATOR_PASSWORD})
                 token = login.json()["access_token"]
-            result: dict[str, Any] = {"benchmark": "wall", "cpus": os.cpu_count(), "source": "768x576 H.264 25 fps"}
+            source = f"768x576 H.264 {SOURCE_FPS} fps"
+            result: dict[str, Any] = {"benchmark": "wall", "cpus": os.cpu_count(), "source": source}
             result["first_frame"] = await first_frames(base, token, args.joins)
             result["glass_to_glass"] = await glass_to_glass(base, token, args.window)
             result["capacity"] = await capacity(base, token, pid, args.max_viewers, args.window)
