@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import struct
 import subprocess
 import sys
 import time
@@ -67,8 +65,8 @@ def test_cli_on_plain_asyncio_answers_and_stops_cleanly_on_sigterm() -> None:
         assert process.stop() == 0
 
 
-def test_opencv_decodes_frames_over_tcp(cli: SimulatorProcess) -> None:
-    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+def test_opencv_decodes_frames_over_tcp(cli: SimulatorProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     capture = cv2.VideoCapture(_rtsp(cli, 0), cv2.CAP_FFMPEG)
     try:
         assert capture.isOpened()
@@ -158,7 +156,6 @@ async def test_rtp_carries_marker_fu_a_rtcp_and_the_wallclock_sei(cli: Simulator
         assert teardown.status == 200
     finally:
         await client.close()
-    assert struct.calcsize("!BBHII") == 12  # RTP fixed header, as parsed above
 
 
 async def test_rtsp_honours_faults_set_through_the_control_api(cli: SimulatorProcess) -> None:

@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from tests.simulator.conftest import PASSWORD
-from tests.simulator.helpers import NS, assert_valid, body_child, soap_call
+from tests.simulator.helpers import NS, assert_valid, body_child, fault_subcodes, soap_call
 from xueliang.connectors.onvif.simulator import CameraSimulator
 
 DEVICE_CALLS = [
@@ -98,11 +98,7 @@ async def test_event_answers_are_schema_valid(sim: CameraSimulator, http: httpx.
     assert_valid(body_child(gone), "events.wsdl")
     status, again = await soap_call(http, address, pull, **auth)
     assert status == 400
-    assert "ter:ResourceUnknown" in [code for code in _subcodes(again)]
-
-
-def _subcodes(root: etree._Element) -> list[str]:
-    return [v.text or "" for v in root.iterfind(".//env:Subcode/env:Value", NS)]
+    assert "ter:ResourceUnknown" in fault_subcodes(again)
 
 
 async def test_validator_rejects_a_broken_answer(sim: CameraSimulator, http: httpx.AsyncClient) -> None:

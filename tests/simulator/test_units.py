@@ -85,6 +85,12 @@ def test_http_digest_accepts_the_rfc_answer_and_marks_stale_nonces() -> None:
     assert authority.verify("GET", answer(old, "pw"), "admin", "pw") is Verdict.STALE
 
 
+def test_password_digest_matches_the_published_example() -> None:
+    """ONVIF Application Programmer's Guide 6.1.1.3: the tests' request builder signs with this function."""
+    digest = password_digest("LKqI6G/AikKCQrN0zqZFlg==", "2010-09-16T07:50:45Z", "userpassword")
+    assert digest == "tuOSpGlFlIXsozq4HFNeeGeFLEI="
+
+
 def test_username_token_rules() -> None:
     now = dt.datetime.now(dt.UTC)
     created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
