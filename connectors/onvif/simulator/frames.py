@@ -43,6 +43,12 @@ class VideoInfo:
     frame_count: int
 
 
+def clip_position(camera_index: int, now: float, fps: float, count: int) -> int:
+    """The frame of a ``count``-frame clip at ``fps`` camera ``camera_index`` shows at wall time ``now``
+    (snapshots and RTSP streams of one camera show the same moment)."""
+    return (int(now * fps) + camera_index * CAMERA_FRAME_STRIDE) % count
+
+
 def probe_video(video: Path) -> VideoInfo:
     """Read the clip's size, rate and approximate frame count (blocking; run in an executor)."""
     capture = cv2.VideoCapture(str(video))
@@ -208,16 +214,12 @@ class FrameStore:
         if self._save is not None:
             await self._save
 
-    def frame_index(self, camera_index: int, now: float, count: int) -> int:
-        """The frame camera ``camera_index`` shows at wall time ``now``."""
-        return (int(now * self.info.fps) + camera_index * CAMERA_FRAME_STRIDE) % count
-
     def jpeg_for(self, camera_index: int) -> bytes | Awaitable[bytes]:
         """The current snapshot of a camera: bytes at once when ready, else something to await."""
         source = self._source
         if source is None:
             return self._jpeg_after_load(camera_index)
-        index = self.frame_index(camera_index, time.time(), len(source))
+        index = clip_position(camera_index, time.time(), self.info.fps, len(source))
         if not self.resizes:
             return source[index]
         cached = self._encoded.get(index)

@@ -16,7 +16,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from xueliang.connectors.onvif.simulator.frames import CAMERA_FRAME_STRIDE
+from xueliang.connectors.onvif.simulator.frames import clip_position
 from xueliang.connectors.onvif.simulator.h264 import H264Clip, wallclock_sei
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class RtpCounters:
 
 def start_index(clip: H264Clip, camera_index: int, now: float) -> int:
     """The keyframe at or before camera ``camera_index``'s position in the clip at wall time ``now``."""
-    wanted = (int(now * clip.fps) + camera_index * CAMERA_FRAME_STRIDE) % len(clip.units)
-    return clip.keyframe_at_or_before(wanted)
+    return clip.keyframe_at_or_before(clip_position(camera_index, now, clip.fps, len(clip.units)))
 
 
 class RtpSender:
