@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from xueliang.connectors.onvif.simulator.fleet import Fleet
@@ -55,7 +55,6 @@ class Session:
     target: TcpTarget | UdpTarget
     sender: RtpSender | None = None
     task: asyncio.Task[None] | None = None
-    udp: list[asyncio.DatagramTransport] = field(default_factory=list)
 
 
 class RtspServer:
@@ -305,7 +304,7 @@ class RtspConnection(asyncio.Protocol):
             self._reply(request, 461)
             return
         target = UdpTarget(rtp, rtcp, self.peer, rtp_port, rtcp_port)
-        self.sessions[session_id] = Session(session_id, clip, target, udp=[rtp, rtcp])
+        self.sessions[session_id] = Session(session_id, clip, target)
         transport = (f"RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port};"
                      f"server_port={server_port}-{server_port + 1};source={camera.address}")  # fmt: skip
         self._setup_reply(request, session_id, transport)
@@ -356,8 +355,9 @@ class RtspConnection(asyncio.Protocol):
         self.sessions.pop(session.id, None)
         if session.task is not None:
             session.task.cancel()
-        for udp in session.udp:
-            udp.close()
+        if isinstance(session.target, UdpTarget):
+            session.target.rtp.close()
+            session.target.rtcp.close()
 
     def _close(self) -> None:
         if self.transport is not None:

@@ -81,14 +81,10 @@ def _username_token(header: etree._Element | None) -> UsernameToken | None:
 
 def child_text(element: etree._Element, *path: str) -> str | None:
     """Text of the first descendant path given by local names (namespace-agnostic), stripped."""
-    current: etree._Element | None = element
-    for name in path:
-        if current is None:
-            return None
-        current = next((c for c in current if isinstance(c.tag, str) and etree.QName(c).localname == name), None)
-    if current is None or current.text is None:
+    found = child(element, *path)
+    if found is None or found.text is None:
         return None
-    value: str = current.text
+    value: str = found.text
     return value.strip()
 
 
