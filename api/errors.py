@@ -1,4 +1,4 @@
-"""Maps the gateway's errors to HTTP answers with a readable ``detail``."""
+"""Maps the gateway's errors, the live wall's included, to HTTP answers with a readable ``detail``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,18 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from xueliang.api.wall.errors import (
+    CapacityReached,
+    NoLiveStream,
+    OfferRejected,
+    PtzFailed,
+    PtzUnsupported,
+    RelayNotRunning,
+    SavedWallError,
+    SavedWallLimit,
+    SessionNotFound,
+    SourceError,
+)
 from xueliang.gateway.errors import (
     AuthError,
     ConfigError,
@@ -28,10 +40,22 @@ STATUS_BY_ERROR: tuple[tuple[type[GatewayError], int], ...] = (
     (PermissionDenied, 403),
     (SecretUnreadable, 409),
     (ConfigError, 422),
+    # the live wall's (xueliang.api.wall.errors)
+    (NoLiveStream, 409),
+    (PtzUnsupported, 409),
+    (RelayNotRunning, 503),
+    (OfferRejected, 400),
+    (SessionNotFound, 404),
+    (PtzFailed, 502),
+    (SourceError, 502),
+    (SavedWallLimit, 422),
+    (SavedWallError, 500),
 )
 
 
 def status_for(error: GatewayError) -> int:
+    if isinstance(error, CapacityReached):
+        return 429 if error.per_user else 503  # a user's own limit, or the node's
     for kind, code in STATUS_BY_ERROR:
         if isinstance(error, kind):
             return code

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Staff
 from xueliang.api.wall.errors import NoLiveStream, SourceRefused
-from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.guard import NetworkGuard
@@ -18,7 +17,7 @@ from xueliang.gateway.errors import SecretUnreadable
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
 
-router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/wall", tags=["wall"])
 
 MAX_CAMERAS = 100_000
 

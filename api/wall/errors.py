@@ -18,7 +18,7 @@
     └── SavedWallError                  saved walls could not be read or written (HTTP 500)
         └── SavedWallLimit              more walls and tours than a user may keep (HTTP 422)
 
-``xueliang.api.wall.http`` maps them to HTTP answers; messages say what failed, which camera or
+``xueliang.api.errors`` maps them to HTTP answers; messages say what failed, which camera or
 session, and what to do.
 """
 

@@ -28,14 +28,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from xueliang.api.deps import get_principal
-from xueliang.api.wall.http import WallRoute
 from xueliang.gateway.models import Role
 from xueliang.gateway.node import Node
 from xueliang.gateway.security import Principal
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/wall", tags=["wall"])
 
 AUTH_TIMEOUT_S = 10.0
 MAX_WATCHED = 64

@@ -14,13 +14,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.http import WallRoute
 from xueliang.gateway.models import utcnow
 from xueliang.gateway.node import Node
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/incidents", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/incidents", tags=["wall"])
 
 INCIDENT_KIND = "incident"
 

@@ -6,10 +6,9 @@ from fastapi import APIRouter
 
 from xueliang.api.deps import Operator
 from xueliang.api.wall.deps import WallDep
-from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.saved import WallDocument
 
-router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/wall", tags=["wall"])
 
 
 @router.get("/saved", summary="My saved walls and tours")

@@ -19,13 +19,12 @@ from xueliang.api.deps import NodeDep, Operator
 from xueliang.api.wall.cameras import camera_guard, camera_password, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
-from xueliang.api.wall.http import WallRoute
 from xueliang.connectors.onvif import OnvifError, Unsupported
 from xueliang.gateway.cameras.errors import CameraAddressError
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/cameras", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/cameras", tags=["wall"])
 
 
 class PtzRequest(BaseModel):

@@ -21,12 +21,11 @@ from xueliang.api.deps import NodeDep, Operator
 from xueliang.api.wall.cameras import camera_source
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import WallError
-from xueliang.api.wall.http import WallRoute
 from xueliang.api.wall.models import UpstreamInfo
 from xueliang.gateway.errors import NotFound
 from xueliang.gateway.models import Role
 
-router = APIRouter(prefix="/api/wall", tags=["wall"], route_class=WallRoute)
+router = APIRouter(prefix="/api/wall", tags=["wall"])
 
 SDP_TYPE = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024
