@@ -16,6 +16,7 @@ import enum
 import functools
 from collections.abc import Sequence
 from datetime import datetime, time
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -220,16 +221,29 @@ def foot_points(detections: Sequence[Detection], width: int, height: int) -> Flo
     return np.stack([(boxes[:, 0] + boxes[:, 1]) / 2.0 / width, boxes[:, 2] / height], axis=1)
 
 
+class HourWindow(Protocol):
+    """Local hours on ISO weekdays: a zone's ``TimeWindow``, a patrol category's window."""
+
+    @property
+    def start(self) -> time: ...
+
+    @property
+    def end(self) -> time: ...
+
+    @property
+    def days(self) -> tuple[int, ...]: ...
+
+
+def window_active(window: HourWindow, local: datetime) -> bool:
+    """Whether the local time ``local`` falls in ``window`` (an end earlier than the start runs past
+    midnight; the weekday is the one it starts on)."""
+    now, today = local.time(), local.isoweekday()
+    if window.start < window.end:
+        return today in window.days and window.start <= now < window.end
+    yesterday = 7 if today == 1 else today - 1
+    return (today in window.days and now >= window.start) or (yesterday in window.days and now < window.end)
+
+
 def active_at(zone: Zone, local: datetime) -> bool:
     """Whether ``zone`` is active at the local time ``local`` (always, when it has no windows)."""
-    if not zone.active:
-        return True
-    now, today = local.time(), local.isoweekday()
-    yesterday = 7 if today == 1 else today - 1
-    for window in zone.active:
-        if window.start < window.end:
-            if today in window.days and window.start <= now < window.end:
-                return True
-        elif (today in window.days and now >= window.start) or (yesterday in window.days and now < window.end):
-            return True
-    return False
+    return not zone.active or any(window_active(window, local) for window in zone.active)

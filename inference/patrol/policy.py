@@ -22,7 +22,8 @@ import zoneinfo
 from datetime import datetime
 
 from xueliang.inference.patrol.models import PatrolTarget
-from xueliang.inference.patrol.settings import CategoryWindow, SchedulerSettings
+from xueliang.inference.patrol.settings import SchedulerSettings
+from xueliang.inference.zones import window_active
 
 
 def phase_of(camera_id: str) -> float:
@@ -44,14 +45,6 @@ def next_slot(phase: float, interval_s: float, after: float, *, inclusive: bool 
     return slot
 
 
-def _window_active(window: CategoryWindow, local: datetime) -> bool:
-    now, today = local.time(), local.isoweekday()
-    yesterday = 7 if today == 1 else today - 1
-    if window.start < window.end:
-        return today in window.days and window.start <= now < window.end
-    return (today in window.days and now >= window.start) or (yesterday in window.days and now < window.end)
-
-
 class PatrolPolicy:
     """Interval of each camera at a given moment, from the scheduler settings."""
 
@@ -65,7 +58,7 @@ class PatrolPolicy:
     def active_windows(self, epoch_s: float) -> frozenset[int]:
         """Indices of the category windows active at ``epoch_s``; a change means intervals changed."""
         local = self.local_time(epoch_s)
-        return frozenset(i for i, w in enumerate(self._s.category_windows) if _window_active(w, local))
+        return frozenset(i for i, w in enumerate(self._s.category_windows) if window_active(w, local))
 
     def interval_s(self, target: PatrolTarget, active: frozenset[int]) -> float:
         """The interval ``target`` asks for while the windows ``active`` are active."""
