@@ -42,7 +42,7 @@ SERVICE_FOLDERS: dict[str, str] = {
     ns.ANALYTICS: "analytics",
     ns.IMAGING: "imaging",
 }
-SOAP_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
+SOAP_CONTENT_TYPE = "application/soap+xml"  # web.Response takes no charset in content_type
 _ADDRESS = re.compile(rb"(https?|rtsp)://(\d{1,3}(?:\.\d{1,3}){3})(:\d+)?")
 _NOT_SUPPORTED = (
     '<?xml version="1.0" encoding="UTF-8"?>'
@@ -156,14 +156,14 @@ class CaptureReplayServer:
         service, method = self._identify(body)
         self.requests.append(RecordedRequest(local_host, request.path, service, method, body))
         if self.refuse_unsigned and b"UsernameToken" not in body:
-            return web.Response(status=400, body=NOT_AUTHORIZED, content_type="application/soap+xml")
+            return web.Response(status=400, body=NOT_AUTHORIZED, content_type=SOAP_CONTENT_TYPE)
         status, content = self.overrides.get((service, method)) or self._captures.get((service, method), (0, b""))
         if self.live_clock and (service, method) == ("core", "GetSystemDateAndTime"):
-            return web.Response(body=system_date_time_response(datetime.now(UTC)), content_type="application/soap+xml")
+            return web.Response(body=system_date_time_response(datetime.now(UTC)), content_type=SOAP_CONTENT_TYPE)
         if not status:
             status, content = 500, _NOT_SUPPORTED.format(what=f"{service}/{method}").encode()
         return web.Response(
-            status=status, body=self._render(local_host, service, method, content), content_type="application/soap+xml"
+            status=status, body=self._render(local_host, service, method, content), content_type=SOAP_CONTENT_TYPE
         )
 
     def _identify(self, body: bytes) -> tuple[str, str]:
