@@ -24,5 +24,10 @@ def parse_termination(value: str, now: dt.datetime) -> dt.datetime:
     text = value.strip()
     if text.startswith("P"):
         return now + dt.timedelta(seconds=parse_duration(text))
+    return parse_datetime(text)
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    """An xs:dateTime (``Z`` or an offset); naive values are taken as UTC; ValueError otherwise."""
     parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

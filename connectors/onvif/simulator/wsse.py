@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections import OrderedDict
 
+from xueliang.connectors.onvif.simulator.durations import parse_datetime
 from xueliang.connectors.onvif.simulator.soap_request import UsernameToken
 
 CREATED_WINDOW_S = 300.0
@@ -28,12 +29,6 @@ def password_digest(nonce_b64: str, created: str, password: str) -> str:
     """Compute the PasswordDigest of a UsernameToken (used by tests and the benchmark client too)."""
     nonce = base64.b64decode(nonce_b64)
     return base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
-
-
-def parse_created(text: str) -> dt.datetime:
-    """Parse an xs:dateTime ``Created`` value; naive values are taken as UTC."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class ReplayGuard:
@@ -77,7 +72,7 @@ def verify_token(
     if not token.nonce or not token.created:
         raise AuthFailure("PasswordDigest without Nonce or Created")
     try:
-        created = parse_created(token.created)
+        created = parse_datetime(token.created)
         expected = password_digest(token.nonce, token.created, password)
     except (ValueError, binascii.Error) as exc:
         raise AuthFailure(f"unreadable Nonce or Created: {exc}") from exc
