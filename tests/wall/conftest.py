@@ -114,14 +114,12 @@ def netns() -> None:
         pytest.fail(f"run WebRTC scenarios through tests/wall/test_in_netns.py ({NETNS_ENV}=1 inside unshare -n)")
 
 
-async def open_env(tmp_path: Path, sim: CameraSimulator, *, grace_s: float = 1.0) -> AsyncIterator[WallEnv]:
-    settings = dev_settings(tmp_path)
+async def open_env(tmp_path: Path, sim: CameraSimulator) -> AsyncIterator[WallEnv]:
+    settings = dev_settings(tmp_path, wall={"grace_s": 1.0})  # upstreams without viewers stop within the tests
     server, task, gateway = await start_gateway(settings)
     try:
         wall = server.config.app.state.wall
         assert isinstance(wall, Wall)
-        # The lead has not wired the wall section into the settings yet: tune the running one.
-        wall.settings.grace_s = grace_s
         await wall.relay.wait_running()
         records = camera_records(gateway.node.cipher, sim)
         for record in records:
