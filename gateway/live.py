@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,13 +71,6 @@ class LiveFeed:
             yield sub
         finally:
             self._subs.discard(sub)
-
-    async def stream(
-        self, kinds: frozenset[str] | None = None, cameras: frozenset[str] | None = None
-    ) -> AsyncIterator[LiveItem]:
-        with self.subscribe(kinds, cameras) as sub:
-            while True:
-                yield await sub.queue.get()
 
     @property
     def subscribers(self) -> int:

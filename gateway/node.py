@@ -51,8 +51,8 @@ class Node:
     tokens: Tokens
     cipher: CameraCipher
     metrics: Metrics
+    logins: LoginThrottle
     live: LiveFeed = field(default_factory=LiveFeed)
-    logins: LoginThrottle = field(default_factory=lambda: LoginThrottle(5, 300.0, 60.0))
     # The parts, once assembled (gateway/wiring.py); None on a node opened for a CLI command.
     cameras: CameraRuntime | None = None
     cases: CaseWork | None = None
@@ -97,6 +97,7 @@ class Node:
 
     async def _sample_metrics(self) -> None:
         self.metrics.add_sampler("services", self._service_stats)
+        self.metrics.add_sampler("live", self.live.stats)
         while True:
             await self.metrics.sample()
             await asyncio.sleep(METRICS_PERIOD_S)

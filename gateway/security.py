@@ -48,9 +48,6 @@ class Passwords:
         self._hasher = PasswordHasher()
         self._decoy: str | None = None
 
-    def hash_sync(self, password: str) -> str:
-        return self._hasher.hash(password)
-
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
 
