@@ -91,9 +91,6 @@ class StoreSettings(_Section):
         Path("events.sqlite3"),
         description="SQLite file for incidents, cases, codes; relative to node.data_dir in the gateway",
     )
-    max_pending_writes: int = Field(
-        10_000, ge=10, description="Write-through bound; when reached, writers wait for the writer thread"
-    )
 
 
 class ForwarderSettings(_Section):
@@ -115,7 +112,7 @@ class ForwarderSettings(_Section):
     poll_interval_s: float = Field(1.0, gt=0, description="Idle wait between claims when nothing is due")
     ca_bundle: Path | None = Field(None, description="Extra CA bundle (PEM) for the intake's certificate")
     verify_tls: bool = Field(True, description="Verify the intake's certificate; false only for a lab intake")
-    sender: str = Field("", description="Name this sender leases items under (default: node tag + pid)")
+    sender: str = Field("", description="Name this sender leases items under (default: forwarder-<pid>)")
 
     @model_validator(mode="after")
     def _lease_outlasts_request(self) -> ForwarderSettings:
