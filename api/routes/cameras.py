@@ -23,7 +23,7 @@ from xueliang.gateway.cameras.errors import CameraAddressError, ImportFileError,
 from xueliang.gateway.cameras.export import all_cameras, to_csv
 from xueliang.gateway.cameras.importer import parse_camera_file
 from xueliang.gateway.cameras.jobs import ImportJob, JobState
-from xueliang.gateway.cameras.models import CameraChanges, CameraSpec
+from xueliang.gateway.cameras.models import CameraChanges, CameraSpec, ImportProgress
 from xueliang.gateway.cameras.runtime import CameraRuntime
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
 
@@ -86,21 +86,22 @@ class ImportJobPublic(BaseModel):
 
 
 def job_public(job: ImportJob) -> ImportJobPublic:
-    progress = job.progress
+    progress = job.progress or ImportProgress(total=0)  # not counted yet: all zero
+    eta = progress.eta_s
     return ImportJobPublic(
         id=job.id,
         filename=job.filename,
         state=job.state,
         created_at=job.created_at,
         finished_at=job.finished_at,
-        total=progress.total if progress else 0,
-        done=progress.done if progress else 0,
-        ok=progress.ok if progress else 0,
-        failed=progress.failed if progress else 0,
-        skipped=progress.skipped if progress else 0,
-        by_status=dict(progress.by_status) if progress else {},
-        rate_per_s=round(progress.rate, 2) if progress else 0.0,
-        eta_s=round(eta, 1) if progress and (eta := progress.eta_s) is not None else None,
+        total=progress.total,
+        done=progress.done,
+        ok=progress.ok,
+        failed=progress.failed,
+        skipped=progress.skipped,
+        by_status=dict(progress.by_status),
+        rate_per_s=round(progress.rate, 2),
+        eta_s=round(eta, 1) if eta is not None else None,
         error=job.error,
         unknown_columns=job.unknown_columns,
         result_url=f"/api/cameras/imports/{job.id}/result.csv",
