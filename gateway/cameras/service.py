@@ -24,7 +24,6 @@ import logging
 import secrets
 import weakref
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from types import TracebackType
 
 import aiohttp
@@ -37,7 +36,7 @@ from xueliang.gateway.cameras.models import CameraChanges, CameraSpec, HealthRes
 from xueliang.gateway.cameras.notify import StatusNotifier, address_of
 from xueliang.gateway.cameras.settings import CameraSettings
 from xueliang.gateway.errors import Conflict, NotFound
-from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
+from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, utcnow
 from xueliang.gateway.node import Node
 
 log = logging.getLogger(__name__)
@@ -53,10 +52,6 @@ class ServiceState(enum.StrEnum):
 
 def new_camera_id() -> str:
     return f"cam-{secrets.token_hex(5)}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class CameraService:
@@ -131,12 +126,6 @@ class CameraService:
         return self.node.cipher.decrypt(record.password_enc)
 
     # ------------------------------------------------------------------ probing
-
-    async def probe_address(self, host: str, port: int, username: str, password: str) -> ProbeResult:
-        """Probe a camera without registering it (guard applied); raises the connector's errors."""
-        await self.guard.check(host)
-        async with self._probes:
-            return await self._probe(host, port, username, password)
 
     async def _probe(self, host: str, port: int, username: str, password: str) -> ProbeResult:
         bound = self.settings.probe_timeout_s * PROBE_CALLS_BOUND
