@@ -34,7 +34,7 @@ from xueliang.connectors.onvif import (
 )
 from xueliang.connectors.onvif.errors import classify_fault
 from xueliang.connectors.onvif.parsers import Element, ParseError, first_child, local_name, parse_fault
-from xueliang.connectors.onvif.soap import parse_answer
+from xueliang.connectors.onvif.soap import format_camera, parse_answer
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -179,7 +179,7 @@ class CameraConnection:
         host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         if parts.scheme != "http" or not host:
             raise MalformedResponse(self.camera, operation, f"unusable service address {url!r}")
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        netloc = format_camera(host, port)
         request = (
             f"POST {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1\r\nHost: {netloc}\r\n"
             f'Content-Type: application/soap+xml; charset=utf-8; action="{namespace}/{operation}"\r\n'

@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from xueliang.connectors.onvif.soap import format_camera
 from xueliang.gateway.errors import StoreError
 from xueliang.gateway.models import CameraRecord, CameraStatus
 from xueliang.gateway.node import Node
@@ -31,7 +32,7 @@ WORKING = frozenset({CameraStatus.ONLINE, CameraStatus.DEGRADED, CameraStatus.AU
 
 
 def address_of(record: CameraRecord) -> str:
-    return f"[{record.host}]:{record.port}" if ":" in record.host else f"{record.host}:{record.port}"
+    return format_camera(record.host, record.port)
 
 
 class StatusNotifier:
