@@ -110,11 +110,11 @@ class BulkImport:
 
         try:
             todo = await self._settle_without_probing(parsed, done_before, record, key)
-            rows: Iterator[CameraRow] = iter(todo)
+            rows: Iterator[tuple[CameraRow, str]] = iter(todo)
 
             async def worker() -> None:
-                for row in rows:  # one shared iterator: each row is taken by exactly one worker
-                    await record(await self._one(row, key))
+                for row, fingerprint in rows:  # one shared iterator: each row is taken by exactly one worker
+                    await record(await self._one(row, fingerprint))
 
             async with asyncio.TaskGroup() as group:
                 for index in range(min(self.concurrency, len(todo))):
@@ -143,31 +143,31 @@ class BulkImport:
         done_before: dict[str, RowResult],
         record: Callable[[RowResult], Awaitable[None]],
         key: bytes,
-    ) -> list[CameraRow]:
-        """Record invalid, duplicate and resumed rows; return the rows left to provision."""
+    ) -> list[tuple[CameraRow, str]]:
+        """Record invalid, duplicate and resumed rows; return the rows left to provision, with their
+        fingerprints."""
         for number, texts in sorted(_problems_by_row(parsed.problems).items()):
             name, address = parsed.invalid.get(number, ("", ""))
             await record(RowResult(number, name, address, RowState.INVALID, reason="; ".join(texts)))
-        todo: list[CameraRow] = []
+        todo: list[tuple[CameraRow, str]] = []
         first_row: dict[str, int] = {}
         for row in parsed.rows:
-            fingerprint = row.fingerprint(key)
             earlier = first_row.setdefault(row.address, row.row)
             if earlier != row.row:
                 reason = f"与第 {earlier} 行地址重复 / same address as row {earlier}: one camera per address"
-                result = RowResult(row.row, row.name, row.address, RowState.INVALID, reason=reason)
-                await record(result)
-            elif fingerprint in done_before:
+                await record(RowResult(row.row, row.name, row.address, RowState.INVALID, reason=reason))
+                continue
+            fingerprint = row.fingerprint(key)
+            if fingerprint in done_before:
                 reason = "上次导入已完成 / done in the earlier run and unchanged (resumed)"
                 camera_id = done_before[fingerprint].camera_id
                 result = RowResult(row.row, row.name, row.address, RowState.SKIPPED, camera_id, reason, fingerprint)
                 await record(result)
             else:
-                todo.append(row)
+                todo.append((row, fingerprint))
         return todo
 
-    async def _one(self, row: CameraRow, key: bytes) -> RowResult:
-        fingerprint = row.fingerprint(key)
+    async def _one(self, row: CameraRow, fingerprint: str) -> RowResult:
         try:
             provisioned = await self.service.provision(row, self.actor, bounded=False, audit=False)
         except CameraAddressError as exc:
