@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from xueliang.gateway.cameras.errors import CameraAddressError
+from xueliang.gateway.cameras.export import all_cameras
 from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import GatewayError, StoreError
 from xueliang.gateway.leadership import Role, lead
-from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
+from xueliang.gateway.models import CameraRecord, CameraStatus
 from xueliang.gateway.node import Node
 from xueliang.gateway.stores.base import Job
 from xueliang.inference.anomaly import Anomaly
@@ -42,7 +43,6 @@ from xueliang.inference.sources.snapshot import SnapshotClient
 log = logging.getLogger(__name__)
 
 PATROLLED = frozenset({CameraStatus.ONLINE, CameraStatus.DEGRADED, CameraStatus.OFFLINE})
-PAGE = 5_000
 
 
 class QualityOnly:
@@ -221,14 +221,8 @@ class Patrol:
 
     async def targets(self) -> list[PatrolTarget]:
         """Every camera as a patrol target (credentials kept aside, decrypted, in this node only)."""
-        cameras: list[CameraRecord] = []
         try:
-            while True:
-                page = await self.node.stores.cameras.list(CameraQuery(limit=PAGE, offset=len(cameras)))
-                cameras += page
-                if len(page) < PAGE:
-                    break
-                await asyncio.sleep(0)
+            cameras = [camera async for camera in all_cameras(self.node.stores.cameras)]
         except StoreError as exc:
             raise TargetsUnavailable(f"camera registry unreadable: {exc}") from exc
         targets = [target_for(camera) for camera in cameras]
