@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.models import CameraSpec
 from xueliang.gateway.cameras.service import CameraService
-from xueliang.gateway.demo_intake import DemoIntake
+from xueliang.gateway.demo_intake import DemoIntake, write_private
 from xueliang.gateway.demo_scene import (
     OPERATOR,
     ensure_operator,
@@ -39,7 +39,6 @@ from xueliang.gateway.demo_scene import (
     scene_policy,
     scene_zones,
     watched_indices,
-    write_private,
 )
 from xueliang.gateway.errors import GatewayError
 from xueliang.gateway.models import CameraRecord, Location, PatrolPolicy

@@ -120,15 +120,20 @@ def _read_key(path: Path) -> str:
 
 
 def _write_key(path: Path, key: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(key + "\n")
-        tmp.replace(path)
+        write_private(path, key + "\n")
     except OSError as exc:
         raise DemoError(f"cannot keep the demo intake's API key in {path}: {exc.strerror}") from exc
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by this user only (mode 0600); raises ``OSError``."""
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    tmp.replace(path)
 
 
 class DemoIntake:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import secrets
 from pathlib import Path
 
-from xueliang.gateway.demo_intake import DemoError
+from xueliang.gateway.demo_intake import DemoError, write_private
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.models import PatrolPolicy, Role, User
 from xueliang.gateway.node import Node
@@ -107,15 +106,6 @@ async def ensure_operator(node: Node) -> Path:
     await node.audit("system:demo", "users.add", "ok", target=OPERATOR, detail="demo operator")
     log.info("demo: user %s (operator) created; password in %s", OPERATOR, path)
     return path
-
-
-def write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    tmp.replace(path)
 
 
 async def ensure_wall(node: Node, users: list[str], cameras: list[str]) -> None:
