@@ -6,13 +6,15 @@ The real assets live in ``<repo>/../shared`` (CI clones the repo with ``shared/`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.inference.logic_fixtures import detector_settings
+from xueliang.inference.detector import Detector
 from xueliang.inference.frames import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,6 +96,13 @@ def build_onnx_model(
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture
+async def detector() -> AsyncIterator[Detector]:
+    """The real detector (yolox_nano, min_score 0.3, as ``logic_fixtures.detector_settings``), started."""
+    async with Detector(detector_settings()) as det:
+        yield det
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.inference.logic_fixtures import SEQUENCE, T0, WALKWAY, clip_image, detector_settings, jpeg, zone
+from tests.inference.logic_fixtures import SEQUENCE, T0, WALKWAY, clip_image, jpeg, zone
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector
 from xueliang.inference.frames import Frame
@@ -99,12 +99,6 @@ def still_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for n, index in enumerate(SEQUENCE[10:15]):
         (folder / f"{10 + n:04d}.jpg").write_bytes(jpeg(clip_image(index), 95))
     return folder
-
-
-@pytest.fixture
-async def detector() -> AsyncIterator[Detector]:
-    async with Detector(detector_settings()) as det:
-        yield det
 
 
 @pytest.fixture

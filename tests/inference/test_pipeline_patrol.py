@@ -25,7 +25,6 @@ from tests.inference.logic_fixtures import (
     black,
     clip_image,
     covered,
-    detector_settings,
     jpeg,
     zone,
 )
@@ -102,24 +101,16 @@ async def snapshots() -> AsyncIterator[SnapshotClient]:
         yield client
 
 
-@pytest.fixture
-async def detector() -> AsyncIterator[Detector]:
-    async with Detector(detector_settings()) as det:
-        yield det
-
-
 class Sink:
     def __init__(self, fail_first: int = 0) -> None:
         self.anomalies: list[Anomaly] = []
         self.fail_first = fail_first
-        self.arrived = asyncio.Event()
 
     async def __call__(self, anomaly: Anomaly) -> None:
         if self.fail_first:
             self.fail_first -= 1
             raise SinkError("bus unavailable (test)")
         self.anomalies.append(anomaly)
-        self.arrived.set()
 
 
 def factory(client: SnapshotClient) -> Callable[[PatrolJob], FrameSource]:
@@ -155,6 +146,16 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
+async def run_until(pipeline: PatrolPipeline[Any], predicate: Callable[[], bool]) -> None:
+    """Run the pipeline's workers until ``predicate`` holds, then stop them and wait for the end."""
+    task = asyncio.create_task(pipeline.run())
+    try:
+        await wait_for(predicate)
+    finally:
+        pipeline.stop()
+        await task
+
+
 async def test_a_queued_job_becomes_an_anomaly_with_evidence(
     camera: Camera, snapshots: SnapshotClient, detector: Detector
 ) -> None:
@@ -165,10 +166,7 @@ async def test_a_queued_job_becomes_an_anomaly_with_evidence(
     )
     walkway = zone(ZoneKind.INTRUSION, WALKWAY)
     assert await queue.put("walk-1", job("walk-1", camera.url("walk"), (walkway,)).model_dump(mode="json"))
-    task = asyncio.create_task(pipeline.run())
-    await wait_for(lambda: pipeline.stats().frames == 1)
-    pipeline.stop()
-    await task
+    await run_until(pipeline, lambda: pipeline.stats().frames == 1)
     assert pipeline.state is PipelineState.STOPPED
     [anomaly] = sink.anomalies
     assert anomaly.camera_id == "walk-1" and anomaly.rule == "intrusion" and anomaly.zone == walkway.id
@@ -248,10 +246,7 @@ async def test_a_sink_that_refuses_gets_the_job_again(
         queue, factory(snapshots), detector, sink, PipelineSettings(workers=1, take_timeout_s=0.05)
     )
     await queue.put("bag-2", job("bag-2", camera.url("covered")).model_dump(mode="json"))
-    task = asyncio.create_task(pipeline.run())
-    await wait_for(lambda: len(sink.anomalies) == 1 and pipeline.stats().busy == 0)
-    pipeline.stop()
-    await task
+    await run_until(pipeline, lambda: len(sink.anomalies) == 1 and pipeline.stats().busy == 0)
     assert [a.rule for a in sink.anomalies] == ["quality.occluded"]
     assert camera.hits["covered"] == 2  # visited again after the visibility timeout
     assert pipeline.stats().failures == {"sink": 1}
@@ -268,10 +263,7 @@ async def test_a_bad_job_is_dropped_and_the_worker_goes_on(
     )
     await queue.put("junk", {"camera_id": "junk", "due_at": "yesterday"})
     await queue.put("bag-3", job("bag-3", camera.url("covered")).model_dump(mode="json"))
-    task = asyncio.create_task(pipeline.run())
-    await wait_for(lambda: pipeline.stats().jobs == 2 and pipeline.stats().busy == 0)
-    pipeline.stop()
-    await task
+    await run_until(pipeline, lambda: pipeline.stats().jobs == 2 and pipeline.stats().busy == 0)
     assert pipeline.stats().failures == {"bad_job": 1}
     assert [a.rule for a in sink.anomalies] == ["quality.occluded"]
     assert (await queue.stats()).in_flight == 0
@@ -329,10 +321,7 @@ async def test_from_the_scheduler_to_anomalies_with_file_sources(detector: Detec
 
     sink = Sink()
     pipeline = PatrolPipeline(queue, files, detector, sink, PipelineSettings(workers=3, take_timeout_s=0.05))
-    task = asyncio.create_task(pipeline.run())
-    await wait_for(lambda: pipeline.stats().jobs == 4 and pipeline.stats().busy == 0)
-    pipeline.stop()
-    await task
+    await run_until(pipeline, lambda: pipeline.stats().jobs == 4 and pipeline.stats().busy == 0)
     assert sorted(a.camera_id for a in sink.anomalies) == ["file-0", "file-1", "file-2"]
     for anomaly in sink.anomalies:
         assert anomaly.rule == "intrusion" and anomaly.value == 3.0  # three people on frame 0
@@ -429,10 +418,7 @@ async def test_decode_and_quality_run_on_a_borrowed_executor_which_outlives_them
         assert await queue.put(
             "walk-2", job("walk-2", camera.url("walk"), (zone(ZoneKind.INTRUSION, WALKWAY),)).model_dump(mode="json")
         )
-        task = asyncio.create_task(pipeline.run())
-        await wait_for(lambda: pipeline.stats().frames == 1)
-        pipeline.stop()
-        await task
+        await run_until(pipeline, lambda: pipeline.stats().frames == 1)
     [anomaly] = sink.anomalies
     assert anomaly.rule == "intrusion" and anomaly.value == 5.0
     # one hop: the JPEG decode and, right after it on the same thread, the quality checks
