@@ -4,7 +4,9 @@ The replay server runs in a child process (its CPU is not counted) on ``--hosts`
 addresses, one port, so cameras are distinct TCP peers as in a real import. This process probes
 ``--cameras`` cameras with ``--concurrency`` in flight through one shared session, and prints one
 JSON line: client CPU ms per probe (process time / probes), wall-clock probes per second, SOAP
-calls per probe.
+calls per probe (not counted on the wire: derived from each probe's result as the calls
+``probe()`` makes for it, 4 + 2 per profile + 1 with PTZ + 1 when it fell back to
+GetCapabilities).
 
     .venv/bin/python benchmarks/onvif_probe.py [--cameras 2000] [--concurrency 64] [--profile]
     .venv/bin/python benchmarks/onvif_probe.py --simulator --cameras 5000   # the camera simulator instead
