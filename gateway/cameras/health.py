@@ -89,8 +89,7 @@ class HealthChecker:
     ) -> tuple[HealthResult, MediaEndpoint | None]:
         """The camera's health, and its media endpoint (learned now if ``media`` was None)."""
         try:
-            if self.guard.check_literal(record.host) is None:
-                await self.guard.check(record.host)
+            await self.guard.check(record.host)
         except CameraAddressError as exc:
             return HealthResult(CameraStatus.OFFLINE, f"不在允许的网络内 / {exc}", checked_at=datetime.now(UTC)), media
         camera = address_of(record)
