@@ -446,13 +446,17 @@ async def test_a_node_on_the_detectors_threads_finds_the_same(camera: Camera, de
 
 
 async def test_the_workers_keep_opencv_to_the_threads_they_run_on(detector: Detector) -> None:
+    before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     pipeline = PatrolPipeline(
         LocalJobQueue(1, 60), lambda job: OneFrame(job.camera_id), detector, Sink(),
         PipelineSettings(workers=1, take_timeout_s=0.05, opencv_threads=1),
     )  # fmt: skip
     task = asyncio.create_task(pipeline.run())
-    await wait_for(lambda: pipeline.state is PipelineState.RUNNING)
-    assert cv2.getNumThreads() == 1
-    pipeline.stop()
-    await task
+    try:
+        await wait_for(lambda: pipeline.state is PipelineState.RUNNING)
+        assert cv2.getNumThreads() == 1
+    finally:
+        pipeline.stop()
+        await task
+        cv2.setNumThreads(before)  # a process-wide setting: leave it as the other tests found it
