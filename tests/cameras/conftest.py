@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from xueliang.connectors.onvif.replay import CaptureReplayServer
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.node import Node, open_node
@@ -56,6 +57,13 @@ def start_sim(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Awaitable[
         return await exit_stack.enter_async_context(CameraSimulator(sim_config(**overrides)))
 
     return start
+
+
+@pytest.fixture
+async def hikvision() -> AsyncIterator[CaptureReplayServer]:
+    """The captured Hikvision DS-2DF7276-AEL, replayed with a live (NTP-synchronised) clock."""
+    async with CaptureReplayServer(CAPTURES / "hikvision", live_clock=True) as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,12 +18,6 @@ from .conftest import CAPTURES
 
 
 @pytest.fixture
-async def hikvision() -> AsyncIterator[CaptureReplayServer]:
-    async with CaptureReplayServer(CAPTURES / "hikvision", live_clock=True) as server:
-        yield server
-
-
-@pytest.fixture
 async def axis() -> AsyncIterator[CaptureReplayServer]:
     # The real Axis authenticates every request, even GetSystemDateAndTime.
     async with CaptureReplayServer(CAPTURES / "axis", live_clock=True, refuse_unsigned=True) as server:

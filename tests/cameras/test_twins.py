@@ -4,8 +4,6 @@ repaired and rewritten the same way (one ``reached_service``/``reached_stream``)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from xueliang.connectors.onvif import (
@@ -52,12 +50,6 @@ FAULTS = [
 def fault(code: str, subcode: str, reason: str) -> bytes:
     sub = f"<env:Subcode><env:Value>{subcode}</env:Value></env:Subcode>" if subcode else ""
     return FAULT.format(code=code, subcode=sub, reason=reason).encode()
-
-
-@pytest.fixture
-async def hikvision() -> AsyncIterator[CaptureReplayServer]:
-    async with CaptureReplayServer(CAPTURES / "hikvision", live_clock=True) as server:
-        yield server
 
 
 @pytest.mark.parametrize(("code", "subcode", "reason", "expected"), FAULTS)
