@@ -23,7 +23,8 @@ import redis
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free a moment ago (bound, then released): nothing listens on it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -38,7 +39,7 @@ class RedisProcess:
         binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else str(shutil.which("redis-server"))
         workdir.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):  # another process may grab the free port before redis binds it
-            self.port = _free_port()
+            self.port = free_port()
             self.process = subprocess.Popen(
                 [
                     binary,

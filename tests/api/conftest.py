@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +12,11 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.conftest import free_port
 from xueliang.api.app import create_app
+from xueliang.gateway.models import Role, User
 from xueliang.gateway.node import Node
 from xueliang.gateway.settings import Settings, load_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -63,6 +59,35 @@ async def start_gateway(settings: Settings) -> tuple[uvicorn.Server, asyncio.Tas
     return server, task, RunningGateway(f"http://127.0.0.1:{settings.http.port}", node, admin, settings)
 
 
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[RunningGateway]:
+    """The gateway of ``settings`` served for the block, then stopped."""
+    server, task, running = await start_gateway(settings)
+    try:
+        yield running
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def add_user(gw: RunningGateway, username: str, role: Role, password: str = "correct-horse-1") -> str:
+    """Add a user straight to the stores and log in over HTTP; returns the access token."""
+    await gw.node.stores.users.add_user(
+        User(username=username, password_hash=await gw.node.passwords.hash(password), role=role)
+    )
+    return await gw.login(username, password)
+
+
+def deployment(request: pytest.FixtureRequest) -> dict[str, dict[str, object]]:
+    """Settings overrides for the fixture's parameter: ``embedded`` (SQLite) or ``scaleout`` (the
+    session's real redis-server, under a prefix of this test's own)."""
+    storage: dict[str, object] = {}
+    if request.param == "scaleout":
+        storage = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": f"t{free_port()}:"}
+    events = {"codes": {"node_tag": "T01"}}  # scale-out refuses the default case-code tag
+    return {"node": {"mode": request.param}, "storage": storage, "events": events}
+
+
 def dev_settings(data_dir: Path, **overrides: object) -> Settings:
     return load_settings(
         environ={},
@@ -76,16 +101,5 @@ def dev_settings(data_dir: Path, **overrides: object) -> Settings:
 @pytest.fixture(params=["embedded", "scaleout"])
 async def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningGateway]:
     """The gateway in each deployment: SQLite, and Redis (a real redis-server)."""
-    node_settings: dict[str, object] = {"mode": request.param}
-    storage: dict[str, object] = {}
-    if request.param == "scaleout":
-        storage["redis_url"] = request.getfixturevalue("redis_url")
-        storage["redis_prefix"] = f"t{free_port()}:"
-    events = {"codes": {"node_tag": "T01"}}  # scale-out refuses the default case-code tag
-    settings = dev_settings(tmp_path, node=node_settings, storage=storage, events=events)
-    server, task, running = await start_gateway(settings)
-    try:
+    async with serving(dev_settings(tmp_path, **deployment(request))) as running:
         yield running
-    finally:
-        server.should_exit = True
-        await task

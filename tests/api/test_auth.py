@@ -9,17 +9,10 @@ from asyncio.subprocess import PIPE
 
 import httpx
 
-from tests.api.conftest import RunningGateway
-from xueliang.gateway.models import Role, User
+from tests.api.conftest import RunningGateway, add_user
+from xueliang.gateway.models import Role
 
 PROTECTED = [("GET", "/api/users"), ("POST", "/api/users"), ("GET", "/api/audit"), ("POST", "/api/api-keys")]
-
-
-async def add_user(gw: RunningGateway, username: str, role: Role, password: str = "correct-horse-1") -> str:
-    await gw.node.stores.users.add_user(
-        User(username=username, password_hash=await gw.node.passwords.hash(password), role=role)
-    )
-    return await gw.login(username, password)
 
 
 async def test_health_is_open_and_readiness_reports_backend(gateway: RunningGateway) -> None:

@@ -3,8 +3,7 @@ camera, read by staff, written by technicians only."""
 
 from __future__ import annotations
 
-from tests.api.conftest import RunningGateway
-from tests.api.test_auth import add_user
+from tests.api.conftest import RunningGateway, add_user
 from xueliang.gateway.models import CameraRecord, Role
 
 CROWD = {

@@ -13,9 +13,10 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from tests.api.conftest import RunningGateway, free_port, start_gateway
+from tests.api.conftest import RunningGateway, add_user, deployment, serving
+from tests.conftest import free_port
 from xueliang.connectors.onvif.simulator import CameraSimulator
-from xueliang.gateway.models import Role, User
+from xueliang.gateway.models import Role
 
 from .conftest import SIM_PASSWORD, node_settings
 from .damaged import truncated_sheet, unclosed_quote_csv
@@ -25,27 +26,15 @@ WRONG_PASSWORD = "Wr0ng-Secret-77"
 
 @pytest.fixture(params=["embedded", "scaleout"])
 async def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    storage: dict[str, object] = {}
-    if request.param == "scaleout":
-        storage = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": f"cam{free_port()}:"}
     settings = node_settings(
-        tmp_path, node={"mode": request.param}, storage=storage, http={"port": free_port()},
-        cameras={"sweep": {"enabled": False}}, events={"codes": {"node_tag": "T01"}},
-    )  # fmt: skip
-    server, task, running = await start_gateway(settings)
-    try:
+        tmp_path, http={"port": free_port()}, cameras={"sweep": {"enabled": False}}, **deployment(request)
+    )
+    async with serving(settings) as running:
         yield running
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def login_as(gw: RunningGateway, username: str, role: Role) -> httpx.AsyncClient:
-    password = "correct-horse-1"
-    await gw.node.stores.users.add_user(
-        User(username=username, password_hash=await gw.node.passwords.hash(password), role=role)
-    )
-    return gw.client(await gw.login(username, password))
+    return gw.client(await add_user(gw, username, role))
 
 
 def body(sim: CameraSimulator, index: int, **extra: object) -> dict[str, object]:
@@ -243,8 +232,7 @@ async def test_damaged_or_oversized_camera_lists_are_422_not_500(tmp_path: Path)
     settings = node_settings(
         tmp_path, http={"port": free_port()}, cameras={"max_import_rows": 1000, "sweep": {"enabled": False}}
     )
-    server, task, gw = await start_gateway(settings)
-    try:
+    async with serving(settings) as gw:
         tech = await login_as(gw, "tech4", Role.TECHNICIAN)
         async with tech:
             cut = await tech.post("/api/cameras/imports", params={"filename": "cams.xlsx"}, content=truncated_sheet())
@@ -263,16 +251,12 @@ async def test_damaged_or_oversized_camera_lists_are_422_not_500(tmp_path: Path)
                 "more than 1000 rows after the header (cameras.max_import_rows" in too_long.json()["detail"][0]["msg"]
             )
             assert (await tech.get("/api/cameras/imports")).json() == []  # nothing was queued
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_the_node_sweeps_its_cameras_in_the_background(sim: CameraSimulator, tmp_path: Path) -> None:
     sweep = {"first_delay_s": 0, "interval_s": 0.3, "timeout_s": 2, "connect_timeout_s": 1}
     settings = node_settings(tmp_path, http={"port": free_port()}, cameras={"sweep": sweep})
-    server, task, gw = await start_gateway(settings)
-    try:
+    async with serving(settings) as gw:
         tech = await login_as(gw, "tech3", Role.TECHNICIAN)
         async with tech:
             added = (await tech.post("/api/cameras", json=body(sim, 0))).json()
@@ -288,6 +272,3 @@ async def test_the_node_sweeps_its_cameras_in_the_background(sim: CameraSimulato
             metrics = (await tech.get("/metrics")).text
             assert "xueliang_camera_sweep_last_timestamp_seconds" in metrics
             assert 'xueliang_cameras{status="online"} 1.0' in metrics
-    finally:
-        server.should_exit = True
-        await task

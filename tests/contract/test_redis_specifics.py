@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.conftest import free_port
 from xueliang.gateway.errors import StoreUnavailable
 from xueliang.gateway.models import AuditEntry, CameraQuery, CameraRecord, Role, User
 from xueliang.gateway.settings import Settings
@@ -18,16 +18,10 @@ from xueliang.gateway.stores import open_stores
 MakeSettings = Callable[..., Settings]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
-
-
 async def test_an_unreachable_redis_is_a_clear_error_without_the_password(
     tmp_path: Path, make_settings: MakeSettings
 ) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens on it
     settings = make_settings("redis", tmp_path, f"redis://:s3cret-pw@127.0.0.1:{port}/0")
     with pytest.raises(StoreUnavailable) as caught:
         await open_stores(settings)

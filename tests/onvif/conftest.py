@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from xueliang.connectors.onvif import OnvifSettings
 from xueliang.connectors.onvif.replay import CaptureReplayServer
 
@@ -55,9 +55,7 @@ def replay_factory(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Await
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture
