@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from xueliang.connectors.onvif import OnvifClient, OnvifSettings, PullPointState
+from xueliang.connectors.onvif import DeviceFault, OnvifClient, OnvifSettings, PullPointState
 from xueliang.connectors.onvif import events as events_module
 from xueliang.connectors.onvif.replay import CaptureReplayServer
 
@@ -202,7 +202,7 @@ async def test_refused_renew_subscribes_again(hikvision: CaptureReplayServer, se
 async def test_a_failed_pull_leaves_the_subscription_failed(axis: CaptureReplayServer, settings: OnvifSettings) -> None:
     async with OnvifClient("127.0.0.1", axis.port, "admin", "pw", settings=settings) as client:
         async with client.events() as events:
-            with pytest.raises(Exception, match="InvalidArgs"):  # axis/events/PullMessages.Error.xml
+            with pytest.raises(DeviceFault, match="InvalidArgs"):  # axis/events/PullMessages.Error.xml
                 await anext(events)
             assert events.state is PullPointState.FAILED
             with pytest.raises(RuntimeError, match="open a new one"):
