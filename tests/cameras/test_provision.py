@@ -42,7 +42,8 @@ async def test_add_reads_identity_profiles_uris_and_ptz(
         camera.serial,
     )
     assert record.hardware_id == camera.hardware_id
-    width, height = sim.streams.main_size if sim.streams else (0, 0)
+    assert sim.streams is not None  # the video's size, known even without RTSP cameras
+    width, height = sim.streams.main_size
     assert [(p.token, p.name, p.encoding, p.width, p.height) for p in record.profiles] == [
         ("Profile_1", "mainStream", "H264", width, height),
         ("Profile_2", "subStream", "H264", 640, 360),
