@@ -34,26 +34,26 @@ export async function call(path, { method = "GET", body, headers = {}, raw = fal
   const response = await fetch(path, init);
   if (response.status === 401 && path !== "/api/auth/login") auth.onExpired();
   if (raw) return response;
-  if (!response.ok) {
-    let detail = "";
-    try {
-      const data = await response.json();
-      detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-    } catch {
-      detail = response.statusText;
-    }
-    throw new ApiError(response.status, detail);
-  }
+  if (!response.ok) throw await failure(response);
   return response.status === 204 ? null : response.json();
+}
+
+// The ApiError of a refused call, with the gateway's "detail" as its message.
+async function failure(response) {
+  let detail = "";
+  try {
+    const data = await response.json();
+    detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+  } catch {
+    detail = response.statusText;
+  }
+  return new ApiError(response.status, detail);
 }
 
 export async function login(username, password) {
   const data = await call("/api/auth/login", { method: "POST", body: { username, password } });
   auth.set(data.access_token);
-  const me = await call("/api/auth/me");
-  auth.user = me.name;
-  auth.role = me.role;
-  return me;
+  return whoAmI();
 }
 
 export async function whoAmI() {
@@ -75,15 +75,7 @@ export async function whepStart(cameraId, offerSdp) {
     headers: { "Content-Type": "application/sdp" },
     raw: true,
   });
-  if (response.status !== 201) {
-    let detail = response.statusText;
-    try {
-      detail = (await response.json()).detail;
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiError(response.status, detail);
-  }
+  if (response.status !== 201) throw await failure(response);
   return { location: response.headers.get("Location"), answer: await response.text() };
 }
 
