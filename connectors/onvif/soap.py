@@ -218,7 +218,16 @@ class SoapChannel:
             self._token.apply(envelope, headers)
         payload = etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
         status, content_type, content = await self._post(address, payload, headers, operation, timeout_s)
-        return await self._interpret(status, content_type, content, operation)
+        return await interpret_answer(
+            self.camera,
+            operation,
+            status,
+            content_type,
+            content,
+            parse_in_executor_bytes=self._settings.parse_in_executor_bytes,
+            clock_offset_s=self.clock_offset_s,
+            max_clock_skew_s=self._settings.max_clock_skew_s,
+        )
 
     async def _post(
         self, address: str, payload: bytes, headers: dict[str, str], operation: str, timeout_s: float | None
@@ -259,55 +268,70 @@ class SoapChannel:
                 ) from exc
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    async def _interpret(self, status: int, content_type: str, content: bytes, operation: str) -> Element | None:
-        if status in (401, 403):
-            raise self._auth_error(operation, f"HTTP {status}")
-        head = content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-        if not head:
-            if status == 200:
-                raise MalformedResponse(self.camera, operation, "HTTP 200 with an empty body")
-            raise NotOnvif(self.camera, operation, f"HTTP {status} with an empty body")
-        if "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html")):
-            raise NotOnvif(
-                self.camera, operation, f"HTTP {status} answered with a web page ({content_type or 'no type'})"
-            )
-        try:
-            root = await self._parse(content)
-        except etree.XMLSyntaxError as exc:
-            if b"envelope" in head or b"envelope" in content[:4096].lower():
-                raise MalformedResponse(self.camera, operation, f"invalid XML: {exc}") from exc
-            raise NotOnvif(self.camera, operation, f"HTTP {status} answered with something that is not XML") from exc
-        except ParseError as exc:
-            raise MalformedResponse(self.camera, operation, str(exc)) from exc
-        qname = etree.QName(root)
-        if qname.localname != "Envelope" or qname.namespace not in ns.SOAP_ENVS:
-            raise NotOnvif(
-                self.camera, operation, f"HTTP {status} answered with XML that is not SOAP ({qname.localname})"
-            )
-        body = root.find(f"{{{qname.namespace}}}Body")
-        if body is None:
-            raise MalformedResponse(self.camera, operation, "the SOAP Envelope has no Body")
-        answer = first_child(body)
-        if answer is not None and local_name(answer) == "Fault":
-            raise self._fault_error(operation, parse_fault(answer))
-        if status >= 300:
-            raise MalformedResponse(self.camera, operation, f"HTTP {status} without a SOAP fault")
-        return answer
 
-    async def _parse(self, content: bytes) -> Element:
-        return await parse_answer(content, self._settings.parse_in_executor_bytes)
+async def interpret_answer(
+    camera: str,
+    operation: str,
+    status: int,
+    content_type: str,
+    content: bytes,
+    *,
+    parse_in_executor_bytes: int,
+    clock_offset_s: float | None,
+    max_clock_skew_s: float,
+) -> Element | None:
+    """An HTTP answer to a SOAP request: its Body's first element (None for an empty Body), or
+    the :class:`OnvifError` it means: refused credentials (``ClockSkew`` when the camera's clock
+    is known to be off by more than ``max_clock_skew_s``), a web page or something that is not
+    SOAP (``NotOnvif``), broken XML or a Body-less envelope (``MalformedResponse``), a SOAP fault
+    by its codes. Shared by :class:`SoapChannel` and the health sweep's lean connection, so an
+    answer means the same status on both paths."""
+    if status in (401, 403):
+        raise _auth_error(camera, operation, f"HTTP {status}", clock_offset_s, max_clock_skew_s)
+    head = content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not head:
+        if status == 200:
+            raise MalformedResponse(camera, operation, "HTTP 200 with an empty body")
+        raise NotOnvif(camera, operation, f"HTTP {status} with an empty body")
+    if "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html")):
+        raise NotOnvif(camera, operation, f"HTTP {status} answered with a web page ({content_type or 'no type'})")
+    try:
+        root = await parse_answer(content, parse_in_executor_bytes)
+    except etree.XMLSyntaxError as exc:
+        if b"envelope" in head or b"envelope" in content[:4096].lower():
+            raise MalformedResponse(camera, operation, f"invalid XML: {exc}") from exc
+        raise NotOnvif(camera, operation, f"HTTP {status} answered with something that is not XML") from exc
+    except ParseError as exc:
+        raise MalformedResponse(camera, operation, str(exc)) from exc
+    qname = etree.QName(root)
+    if qname.localname != "Envelope" or qname.namespace not in ns.SOAP_ENVS:
+        raise NotOnvif(camera, operation, f"HTTP {status} answered with XML that is not SOAP ({qname.localname})")
+    body = root.find(f"{{{qname.namespace}}}Body")
+    if body is None:
+        raise MalformedResponse(camera, operation, "the SOAP Envelope has no Body")
+    answer = first_child(body)
+    if answer is not None and local_name(answer) == "Fault":
+        raise _fault_error(camera, operation, parse_fault(answer), clock_offset_s, max_clock_skew_s)
+    if status >= 300:
+        raise MalformedResponse(camera, operation, f"HTTP {status} without a SOAP fault")
+    return answer
 
-    def _fault_error(self, operation: str, fault: FaultInfo) -> OnvifError:
-        kind = classify_fault(fault.codes, fault.reason)
-        if kind is AuthFailed:
-            return self._auth_error(operation, fault.describe())
-        return kind(self.camera, operation, fault.describe())
 
-    def _auth_error(self, operation: str, detail: str) -> AuthFailed:
-        offset = self.clock_offset_s
-        if offset is not None and abs(offset) > self._settings.max_clock_skew_s:
-            return ClockSkew(self.camera, operation, offset, self._settings.max_clock_skew_s)
-        return AuthFailed(self.camera, operation, detail)
+def _fault_error(
+    camera: str, operation: str, fault: FaultInfo, clock_offset_s: float | None, max_clock_skew_s: float
+) -> OnvifError:
+    kind = classify_fault(fault.codes, fault.reason)
+    if kind is AuthFailed:
+        return _auth_error(camera, operation, fault.describe(), clock_offset_s, max_clock_skew_s)
+    return kind(camera, operation, fault.describe())
+
+
+def _auth_error(
+    camera: str, operation: str, detail: str, clock_offset_s: float | None, max_clock_skew_s: float
+) -> AuthFailed:
+    if clock_offset_s is not None and abs(clock_offset_s) > max_clock_skew_s:
+        return ClockSkew(camera, operation, clock_offset_s, max_clock_skew_s)
+    return AuthFailed(camera, operation, detail)
 
 
 def _soap_header(envelope: Element) -> Element:

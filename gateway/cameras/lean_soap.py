@@ -21,20 +21,15 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import httptools
-from lxml import etree
 
 from xueliang.connectors.onvif import (
-    AuthFailed,
-    ClockSkew,
     MalformedResponse,
     NotOnvif,
-    OnvifError,
     Timeout,
     Unreachable,
 )
-from xueliang.connectors.onvif.errors import classify_fault
-from xueliang.connectors.onvif.parsers import Element, ParseError, first_child, local_name, parse_fault
-from xueliang.connectors.onvif.soap import format_camera, parse_answer
+from xueliang.connectors.onvif.parsers import Element
+from xueliang.connectors.onvif.soap import format_camera, interpret_answer
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -199,42 +194,16 @@ class CameraConnection:
         return await self._interpret(status, content_type, content, operation)
 
     async def _interpret(self, status: int, content_type: str, content: bytes, operation: str) -> Element:
-        if status in (401, 403):
-            raise self._auth_error(operation, f"HTTP {status}")
-        head = content[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-        if not head:
-            raise (MalformedResponse if status == 200 else NotOnvif)(
-                self.camera, operation, f"HTTP {status} with an empty body"
-            )
-        if "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html")):
-            raise NotOnvif(self.camera, operation, f"HTTP {status} answered with a web page")
-        try:
-            root = await parse_answer(content, self.parse_in_executor_bytes)
-        except etree.XMLSyntaxError as exc:
-            raise MalformedResponse(self.camera, operation, f"invalid XML: {exc}") from exc
-        except ParseError as exc:
-            raise MalformedResponse(self.camera, operation, str(exc)) from exc
-        if local_name(root) != "Envelope":
-            raise NotOnvif(self.camera, operation, f"HTTP {status} answered with XML that is not SOAP")
-        body = root.find(f"{{{etree.QName(root).namespace}}}Body")
-        answer = first_child(body) if body is not None else None
+        answer = await interpret_answer(
+            self.camera,
+            operation,
+            status,
+            content_type,
+            content,
+            parse_in_executor_bytes=self.parse_in_executor_bytes,
+            clock_offset_s=self.clock_offset_s,
+            max_clock_skew_s=self.max_clock_skew_s,
+        )
         if answer is None:
             raise MalformedResponse(self.camera, operation, "the SOAP Body is empty")
-        if local_name(answer) == "Fault":
-            raise self._fault_error(operation, answer)
-        if status >= 300:
-            raise MalformedResponse(self.camera, operation, f"HTTP {status} without a SOAP fault")
         return answer
-
-    def _fault_error(self, operation: str, element: Element) -> OnvifError:
-        fault = parse_fault(element)
-        kind = classify_fault(fault.codes, fault.reason)  # the connector's rule, so a status means the same
-        if kind is AuthFailed:
-            return self._auth_error(operation, fault.describe())
-        return kind(self.camera, operation, fault.describe())
-
-    def _auth_error(self, operation: str, detail: str) -> AuthFailed:
-        offset = self.clock_offset_s
-        if offset is not None and abs(offset) > self.max_clock_skew_s:
-            return ClockSkew(self.camera, operation, offset, self.max_clock_skew_s)
-        return AuthFailed(self.camera, operation, detail)
