@@ -15,8 +15,8 @@ from rich.table import Table
 
 from xueliang.gateway import __version__
 from xueliang.gateway.cli.cameras import cameras_app
-from xueliang.gateway.errors import ConfigError, NotFound
-from xueliang.gateway.settings import Settings, default_config_text, load_settings
+from xueliang.gateway.cli.options import ConfigOption, settings_from
+from xueliang.gateway.settings import default_config_text
 
 app = typer.Typer(
     help="Xueliang Gateway (雪亮网关): cameras over ONVIF, patrol analytics, cases, live walls.",
@@ -31,19 +31,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(cameras_app, name="cameras")
 
 out = Console()
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Settings file (YAML) over the defaults; also XUELIANG_CONFIG.", exists=False),
-]
-
-
-def settings_from(config: Path | None, **overrides: object) -> Settings:
-    if config is not None and not config.is_file():
-        from xueliang.gateway.errors import ConfigProblem
-
-        raise ConfigError(str(config), [ConfigProblem("(file)", "no such file", "check the path")])
-    return load_settings(config, environ=None, **overrides)
 
 
 @app.command()
@@ -189,4 +176,4 @@ def users_revoke_key(
     out.print(f"[green]✓[/] API key [bold]{key_id}[/] revoked")
 
 
-__all__ = ["NotFound", "app"]
+__all__ = ["app"]

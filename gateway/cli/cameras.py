@@ -10,7 +10,7 @@ import getpass
 import ipaddress
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -19,29 +19,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from xueliang.gateway.cameras.models import ImportProgress, RowResult
+from xueliang.gateway.cli.options import ConfigOption, actor, settings_from
 from xueliang.gateway.errors import ConfigError, ConfigProblem
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
-from xueliang.gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from xueliang.connectors.onvif import ProbeResult
 
 cameras_app = typer.Typer(
     help="Cameras (摄像机): import lists, discover, probe, list and export the registry.", no_args_is_help=True
 )
 out = Console()
 err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Settings file (YAML) over the defaults; also XUELIANG_CONFIG.")
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    from xueliang.gateway.cli.app import settings_from  # at call time: app.py imports this module
-
-    return settings_from(config)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -91,7 +80,7 @@ def import_(
     from xueliang.gateway.cameras.service import CameraService
     from xueliang.gateway.node import open_node
 
-    settings = _settings(config)
+    settings = settings_from(config)
     target = result or default_result_path(file)
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -101,7 +90,7 @@ def import_(
 
     async def work(bar: _Bar) -> ImportReport:
         async with open_node(settings) as node, CameraService(node) as service:
-            importer = BulkImport(service, actor=_actor(), concurrency=concurrency, on_progress=bar)
+            importer = BulkImport(service, actor=actor(), concurrency=concurrency, on_progress=bar)
             return await importer.run(file, target, resume=resume)
 
     with Progress(*columns, console=out) as progress:
@@ -156,7 +145,7 @@ def discover(
     targets = [*(cidr or []), *(address or [])]
     if not targets and not multicast:
         raise _fail("say where to look: --cidr 10.1.2.0/24, --address 10.1.2.3 or --multicast", 2)
-    settings = _settings(config)
+    settings = settings_from(config)
     guard = NetworkGuard(settings.security.allowed_networks)
     try:
         addresses = expand_targets(targets, settings.onvif.discovery.max_addresses)
@@ -231,7 +220,7 @@ def probe(
     config: ConfigOption = None,
 ) -> None:
     """Ask one camera who it is, its profiles, stream and snapshot URIs and PTZ (nothing is stored)."""
-    from xueliang.connectors.onvif import OnvifClient, OnvifError, ProbeResult, create_session
+    from xueliang.connectors.onvif import OnvifClient, OnvifError, create_session
     from xueliang.gateway.cameras.errors import CameraAddressError
     from xueliang.gateway.cameras.guard import NetworkGuard
 
@@ -242,7 +231,7 @@ def probe(
         password = getpass.getpass(f"password of {user}@{host}: ")
     else:
         password = ""
-    settings = _settings(config)
+    settings = settings_from(config)
 
     async def work() -> ProbeResult:
         await NetworkGuard(settings.security.allowed_networks).check(host)
@@ -260,10 +249,7 @@ def probe(
     _show_probe(result)
 
 
-def _show_probe(result: object) -> None:
-    from xueliang.connectors.onvif import ProbeResult
-
-    assert isinstance(result, ProbeResult)
+def _show_probe(result: ProbeResult) -> None:
     identity = result.identity
     out.print(f"[bold]{result.camera}[/]  {identity.manufacturer} {identity.model}")
     out.print(f"  firmware {identity.firmware}, serial {identity.serial}, hardware {identity.hardware_id}")
@@ -322,7 +308,7 @@ def list_(
     """List registered cameras with their status and last error."""
     from xueliang.gateway.node import open_node
 
-    settings = _settings(config)
+    settings = settings_from(config)
     query = _query(status, region, township, search)
 
     async def work() -> tuple[list[CameraRecord], int]:
@@ -359,8 +345,8 @@ def export(
     kind = (format_ or out_file.suffix.lstrip(".") or "csv").lower()
     if kind not in ("csv", "xlsx"):
         raise _fail(f"--format {kind!r}: use csv or xlsx", 2)
-    settings = _settings(config)
-    query = _query(status, region, None, None).model_copy(update={"township": township})
+    settings = settings_from(config)
+    query = _query(status, region, township, None)
 
     async def work() -> tuple[bytes, int]:
         async with open_node(settings) as node:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import secrets
 
+from xueliang.gateway.cli.options import actor
 from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError, NotFound
 from xueliang.gateway.models import ApiKey, Role, User
 from xueliang.gateway.node import open_node
 from xueliang.gateway.settings import Settings
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _role(name: str) -> Role:
@@ -36,9 +32,9 @@ async def add(settings: Settings, username: str, role_name: str, password: str |
         try:
             await node.stores.users.add_user(user)
         except GatewayError:
-            await node.audit(_actor(), "users.add", "error", target=username)
+            await node.audit(actor(), "users.add", "error", target=username)
             raise
-        await node.audit(_actor(), "users.add", "ok", target=username, detail=role.value)
+        await node.audit(actor(), "users.add", "ok", target=username, detail=role.value)
     return password
 
 
@@ -51,7 +47,7 @@ async def set_disabled(settings: Settings, username: str, *, disabled: bool) -> 
     async with open_node(settings) as node:
         user = await node.stores.users.get_user(username)
         await node.stores.users.update_user(user.model_copy(update={"disabled": disabled}))
-        await node.audit(_actor(), "users.disable" if disabled else "users.enable", "ok", target=username)
+        await node.audit(actor(), "users.disable" if disabled else "users.enable", "ok", target=username)
 
 
 async def list_keys(settings: Settings) -> list[ApiKey]:
@@ -66,6 +62,6 @@ async def revoke_key(settings: Settings, key_id: str) -> None:
             key = await node.stores.users.get_api_key(key_id)
             await node.stores.users.update_api_key(key.model_copy(update={"disabled": True, "key_hash": ""}))
         except NotFound as exc:
-            await node.audit(_actor(), "api_keys.revoke", "error", target=key_id)
+            await node.audit(actor(), "api_keys.revoke", "error", target=key_id)
             raise NotFound(f"API key {key_id} does not exist; `xueliang users keys` lists the key ids") from exc
-        await node.audit(_actor(), "api_keys.revoke", "ok", target=key_id, detail=key.name)
+        await node.audit(actor(), "api_keys.revoke", "ok", target=key_id, detail=key.name)
