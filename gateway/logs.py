@@ -44,7 +44,7 @@ class TextFormatter(logging.Formatter):
 
 # Credentials that must never reach a log line, whoever logs it (uvicorn logs WebSocket paths with
 # their query string, where a wall page may carry ?token=): login tokens, API keys, URL passwords.
-_SECRETS = re.compile(r"((?:token|api_key|key|password)=)[^&\s\"']+|(xlk_[0-9a-f]+_)[\w-]+|(://[^/:@\s]+:)[^@/\s]+(@)")
+_SECRETS = re.compile(r"((?:token|api_key|key|password)=)[^&\s\"']+|(xlk_[0-9a-f]+_)[\w-]+|(://[^/:@\s]*:)[^@/\s]+(@)")
 
 
 def redact(text: str) -> str:

@@ -13,6 +13,7 @@ def test_tokens_api_keys_and_url_passwords_are_redacted() -> None:
     assert redact(line) == '127.0.0.1:5 - "WebSocket /api/wall/ws?token=***&x=1" [accepted]'
     assert redact("key xlk_1a2b3c4d_SecretPart-xyz used") == "key xlk_1a2b3c4d_*** used"
     assert redact("opening rtsp://admin:p%40ss@127.1.0.2:554/x") == "opening rtsp://admin:***@127.1.0.2:554/x"
+    assert redact("redis at redis://:s3cret@127.0.0.1:6379/0") == "redis at redis://:***@127.0.0.1:6379/0"
     assert redact("camera 127.1.0.2:80 answered") == "camera 127.1.0.2:80 answered"
 
 
