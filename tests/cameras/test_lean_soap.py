@@ -94,6 +94,20 @@ async def test_a_web_page_is_not_onvif(serve: Callable[[Handler], Awaitable[int]
     assert health.status is CameraStatus.UNSUPPORTED and "web page" in health.error
 
 
+async def test_an_answer_that_is_not_xml_or_not_soap_is_not_onvif(serve: Callable[[Handler], Awaitable[int]]) -> None:
+    """The lean path reads answers with the connector's own rule (``soap.interpret_answer``)."""
+    answers = iter([b"OK 200 ready", b'<?xml version="1.0"?><Envelope xmlns="urn:not-soap"><Body/></Envelope>'])
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=next(answers), content_type="application/soap+xml")
+
+    port = await serve(handler)
+    garbage, _ = await checker().check(camera(port), "pw", None)
+    assert garbage.status is CameraStatus.UNSUPPORTED and "not XML" in garbage.error
+    foreign, _ = await checker().check(camera(port), "pw", None)
+    assert foreign.status is CameraStatus.UNSUPPORTED and "not SOAP" in foreign.error
+
+
 async def test_silence_is_a_timeout_and_a_reset_is_unreachable() -> None:
     writers: list[asyncio.StreamWriter] = []
     stop = asyncio.Event()
