@@ -12,14 +12,13 @@ from xueliang.api.deps import NodeDep, Staff
 from xueliang.api.wall.errors import NoLiveStream, SourceRefused
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.cameras.errors import CameraAddressError
+from xueliang.gateway.cameras.export import all_cameras
 from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.errors import SecretUnreadable
-from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus, StreamProfile
+from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
 
 router = APIRouter(prefix="/api/wall", tags=["wall"])
-
-MAX_CAMERAS = 100_000
 
 
 class WallLocation(BaseModel):
@@ -124,5 +123,4 @@ def wall_camera(camera: CameraRecord) -> WallCamera:
 
 @router.get("/cameras", summary="Cameras for the wall's tree (id, name, status, location, PTZ, live)")
 async def list_cameras(node: NodeDep, _: Staff) -> list[WallCamera]:
-    cameras = await node.stores.cameras.list(CameraQuery(limit=MAX_CAMERAS))
-    return [wall_camera(camera) for camera in cameras]
+    return [wall_camera(camera) async for camera in all_cameras(node.stores.cameras)]
