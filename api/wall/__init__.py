@@ -18,14 +18,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from xueliang.api.wall import cameras, feed, layouts, ptz, whep
-from xueliang.api.wall.runtime import Wall, wall_settings
+from xueliang.api.wall.runtime import Wall
 from xueliang.gateway.node import Node
 from xueliang.gateway.wall_settings import IceServer, WallSettings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SERVICE_NAME = "wall"
 
-__all__ = ["IceServer", "Wall", "WallSettings", "attach_wall", "wall_settings"]
+__all__ = ["IceServer", "Wall", "WallSettings", "attach_wall"]
 
 
 def _install_routes(app: FastAPI) -> None:
@@ -41,7 +41,7 @@ async def attach_wall(node: Node, app: FastAPI) -> Wall:
         return existing
     if existing is None:  # else a former lifespan of this app installed them
         _install_routes(app)
-    wall = Wall.build(node, wall_settings(node))
+    wall = Wall.build(node)
     app.state.wall = wall
     node.add_service(SERVICE_NAME, wall.run)
     return wall

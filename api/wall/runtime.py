@@ -24,11 +24,6 @@ log = logging.getLogger(__name__)
 STREAM_KIND = "stream"  # live-feed items about a camera's upstream (state, viewers, mode)
 
 
-def wall_settings(node: Node) -> WallSettings:
-    """The node's ``wall`` settings section."""
-    return node.settings.wall
-
-
 @dataclass
 class Wall:
     node: Node
@@ -39,8 +34,8 @@ class Wall:
     saved: SavedWalls
 
     @classmethod
-    def build(cls, node: Node, settings: WallSettings | None = None) -> Wall:
-        settings = settings or wall_settings(node)
+    def build(cls, node: Node) -> Wall:
+        settings = node.settings.wall
 
         def publish(info: UpstreamInfo) -> None:
             node.live.publish(STREAM_KIND, info.camera_id, info.model_dump(mode="json"))
