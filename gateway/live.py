@@ -2,7 +2,8 @@
 
 In-process publish/subscribe with one bounded queue per subscriber. Policy when a subscriber is
 slow: its OLDEST undelivered item is dropped for the newest (live views want the present), and the
-drop is counted. A scale-out node feeds it from the bus so each node's viewers see every node.
+drop is counted (``stats``, sampled into the node's metrics). The feed is per process: in scale-out
+a node's viewers see what that node publishes (nothing relays other nodes' items from the bus).
 """
 
 from __future__ import annotations
