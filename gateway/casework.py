@@ -24,7 +24,6 @@ from xueliang.gateway.errors import ConfigError, ConfigProblem, NotFound, StoreE
 from xueliang.gateway.leadership import Role
 from xueliang.gateway.models import CameraRecord
 from xueliang.gateway.node import Node
-from xueliang.gateway.serve import base_url
 from xueliang.inference.anomaly import Anomaly
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ class CaseWork:
         self.node = node
         events = resolve_paths(settings, node.settings.node.data_dir)
         if not events.public_url:  # QR codes and the intake's status links need an absolute URL
-            events = events.model_copy(update={"public_url": base_url(node.settings)})
+            events = events.model_copy(update={"public_url": node.settings.http.base_url})
         self.settings = events
         self.service = self._new_service()
         self.role = Role("cases")  # in scale-out, only the lease holder runs the case side

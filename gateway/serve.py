@@ -22,16 +22,10 @@ from xueliang.gateway.settings import Environment, Settings
 log = logging.getLogger(__name__)
 
 
-def base_url(settings: Settings) -> str:
-    host = settings.http.host
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return settings.http.public_url or f"http://{shown}:{settings.http.port}"
-
-
 def greet(node: Node, created: tuple[str, str] | None) -> None:
     console = Console(soft_wrap=True)  # URLs and passwords stay on one line, whatever the terminal
     settings = node.settings
-    url = base_url(settings)
+    url = settings.http.base_url
     console.print(f"\n[bold green]Xueliang Gateway 雪亮网关[/] is up at [bold]{url}[/]  (API docs: {url}/docs)")
     kept = settings.node.data_dir / "admin-credentials.txt"
     if created is not None:

@@ -77,6 +77,12 @@ class HttpSettings(Section):
     port: int = Field(8080, ge=1, le=65535, description="Port the API listens on")
     public_url: str = Field("", description="URL people reach the gateway at (QR codes, links)")
 
+    @property
+    def base_url(self) -> str:
+        """``public_url``, else the address the API listens on (loopback for a wildcard bind)."""
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return self.public_url or f"http://{shown}:{self.port}"
+
 
 class SecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
