@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.live import LiveFeed
 from xueliang.gateway.metrics import Metrics
@@ -52,6 +53,7 @@ class Node:
     cipher: CameraCipher
     metrics: Metrics
     logins: LoginThrottle
+    guard: NetworkGuard  # security.allowed_networks, one DNS cache for every part that connects out
     live: LiveFeed = field(default_factory=LiveFeed)
     # The parts, once assembled (gateway/wiring.py); None on a node opened for a CLI command.
     cameras: CameraRuntime | None = None
@@ -145,6 +147,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 settings.security.login_window_s,
                 settings.security.login_lockout_s,
             ),
+            guard=NetworkGuard(settings.security.allowed_networks, dns_cache_s=settings.cameras.dns_cache_s),
         )
         log.info("node %s open (%s mode, %s stores)", name, settings.node.mode, stores.backend, extra={"node": name})
         yield node

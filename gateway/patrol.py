@@ -19,7 +19,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.export import all_cameras
-from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import GatewayError, StoreError
 from xueliang.gateway.leadership import Role, lead
@@ -131,7 +130,7 @@ class Patrol:
         self.detector: Detector | QualityOnly = QualityOnly()
         self.snapshots: SnapshotClient | None = None
         self._logins: dict[str, Login] = {}
-        self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=300.0)
+        self.guard = node.guard
         self._warned: set[str] = set()
         self.scheduler_role = Role("patrol-scheduler")
         self._latest: tuple[float, list[PatrolTarget]] | None = None  # (monotonic time, targets)

@@ -13,7 +13,6 @@ from xueliang.api.wall.errors import NoLiveStream, SourceRefused
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.export import all_cameras
-from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.errors import SecretUnreadable
 from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
@@ -71,11 +70,6 @@ def camera_password(node: Node, camera: CameraRecord) -> str:
         raise SourceRefused(f"camera {camera.id}: {exc}") from exc
 
 
-def camera_guard(node: Node) -> NetworkGuard:
-    """The node's allowed-networks guard (the camera side's, with its DNS cache)."""
-    return node.cameras.service.guard if node.cameras else NetworkGuard(node.settings.security.allowed_networks)
-
-
 async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
     """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record and
     ``SourceRefused`` when its URI points outside ``security.allowed_networks``."""
@@ -87,7 +81,7 @@ async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
         )
     parts = urlsplit(profile.stream_uri)
     try:
-        await camera_guard(node).check(parts.hostname or "")
+        await node.guard.check(parts.hostname or "")
     except CameraAddressError as exc:
         raise SourceRefused(f"camera {camera.id}: not connecting to its stream: {exc}") from exc
     host = parts.hostname or ""

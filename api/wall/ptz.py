@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.cameras import camera_guard, camera_password, ptz_profile
+from xueliang.api.wall.cameras import camera_password, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
 from xueliang.connectors.onvif import OnvifError, Unsupported
@@ -59,7 +59,7 @@ async def ptz(camera_id: str, body: PtzRequest, principal: Operator, node: NodeD
         raise PtzUnsupported(f"camera {camera_id} ({camera.name}) has no PTZ on record")
     profile = ptz_profile(camera)
     try:
-        await camera_guard(node).check(camera.host)
+        await node.guard.check(camera.host)
     except CameraAddressError as exc:
         raise HTTPException(422, detail=f"camera {camera_id}: {exc}") from exc
     client = wall.ptz.client(camera, camera_password(node, camera))

@@ -30,7 +30,6 @@ import aiohttp
 
 from xueliang.connectors.onvif import OnvifClient, OnvifError, OnvifSettings, ProbeResult, Timeout, create_session
 from xueliang.gateway.cameras.endpoints import EndpointCache
-from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.cameras.mapping import apply_failure, apply_probe, describe, probe_notes
 from xueliang.gateway.cameras.models import CameraChanges, CameraSpec, HealthResult, Provisioned
 from xueliang.gateway.cameras.notify import StatusNotifier, address_of
@@ -61,7 +60,7 @@ class CameraService:
         self.node = node
         self.settings = settings or node.settings.cameras
         self.onvif = (onvif or node.settings.onvif).model_copy(update={"timeout_s": self.settings.probe_timeout_s})
-        self.guard = NetworkGuard(node.settings.security.allowed_networks, dns_cache_s=self.settings.dns_cache_s)
+        self.guard = node.guard
         self.notifier = StatusNotifier(node)
         self.endpoints = EndpointCache()
         self.state = ServiceState.NEW
