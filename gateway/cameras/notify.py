@@ -2,8 +2,9 @@
 
 Three outlets, one call:
 
-- the bus, topic ``camera.status`` (durable; other nodes and parts read it): ``camera_id``,
-  ``name``, ``address``, ``old``, ``new``, ``error``, ``at``;
+- the bus, topic ``camera.status`` (durable, capped): ``camera_id``, ``name``, ``address``,
+  ``old``, ``new``, ``error``, ``at``; nothing in this release consumes it yet (it is where other
+  nodes' walls and the sensor side will follow status changes; the live feed below is per process);
 - the node's live feed, kind ``camera_status`` (the wall's camera tree and alarm panel);
 - a camera that was working and goes offline is also an anomaly: an ``Anomaly`` with rule
   ``camera.offline`` on topic ``anomalies``, which the case side turns into an incident.
