@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,14 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / ".." / "shared").resolve()
 VIDEO = SHARED / "data" / "vtest.avi"
 MODEL = SHARED / "models" / "yolox_nano.onnx"
 SECRET = "e2e-forwarder-secret-0123456789abcdef"
 CALLBACK_SECRET = "e2e-callback-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from tests.conftest import free_port
 from xueliang.events.models import CameraContext
 from xueliang.events.settings import EventsSettings
 from xueliang.gateway.stores.sqlite.database import Database
@@ -33,12 +33,6 @@ from xueliang.inference.anomaly import Anomaly, Box, Evidence
 SECRET = "test-shared-secret-0123456789abcdef"
 CALLBACK_SECRET = "test-callback-secret-0123456789abcd"
 BASE = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai: daytime
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition") -> None:

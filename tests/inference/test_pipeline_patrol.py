@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from tests.conftest import free_port
 from tests.inference.logic_fixtures import (
     GRASS,
     T0,
@@ -72,12 +72,6 @@ class Camera:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/snap/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
