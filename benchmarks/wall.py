@@ -84,7 +84,7 @@ def summary(values: list[float]) -> dict[str, float]:
 async def serve_gateway(data_dir: Path, sim_http: int, sim_rtsp: int) -> None:
     import uvicorn
 
-    from tests.api.conftest import free_port
+    from tests.conftest import free_port
     from xueliang.api.app import create_app
     from xueliang.api.wall.upstream import Upstream
     from xueliang.gateway.models import CameraRecord, CameraStatus, Role, StreamProfile, User
