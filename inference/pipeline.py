@@ -39,7 +39,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import cv2
 from pydantic import ValidationError
@@ -56,7 +56,7 @@ from xueliang.inference.rules.base import RuleHit
 from xueliang.inference.rules.engine import CameraRules
 from xueliang.inference.rules.evidence import FrameEvidence, hit_to_anomaly
 from xueliang.inference.rules.settings import QualitySettings, RuleSettings
-from xueliang.inference.sources.base import FrameSource, ReadThen
+from xueliang.inference.sources.base import FrameSource, ReadThen, reads_then
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +260,10 @@ class PatrolPipeline(Generic[J]):
         try:
             source = self._source_factory(job)
             async with asyncio.timeout(self._s.grab_timeout_s):  # no extra task per visit, unlike wait_for
-                if isinstance(source, ReadThen):
+                if reads_then(type(source)):
                     checks = state.quality
-                    frame, report = await source.read_then(lambda f: self._quality.check(f, checks))
+                    reader = cast(ReadThen, source)
+                    frame, report = await reader.read_then(lambda f: self._quality.check(f, checks))
                 else:
                     frame = await source.read()
         except (SourceError, CorruptFrame, TimeoutError) as exc:

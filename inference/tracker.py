@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from xueliang.inference.frames import Detection
 from xueliang.inference.rules.settings import TrackerSettings
-from xueliang.inference.zones import Zone, foot_points, points_in_polygon
+from xueliang.inference.zones import Zone, contains, foot_point
 
 Floats = npt.NDArray[np.float64]
 
@@ -181,12 +181,11 @@ class Tracker:
     ) -> None:
         if not tracks:
             return
-        feet = foot_points([t.detection for t in tracks], *frame_size)
+        feet = [foot_point(t.detection, *frame_size) for t in tracks]
         grace = self._settings.zone_grace_s
         for zone in zones:
-            inside = points_in_polygon(feet, zone.polygon)
-            for track, is_in in zip(tracks, inside, strict=True):
-                if is_in:
+            for track, (x, y) in zip(tracks, feet, strict=True):
+                if contains(zone.polygon, x, y):
                     track.zone_since.setdefault(zone.id, now)
                     track.zone_last_in[zone.id] = now
                 elif now - track.zone_last_in.get(zone.id, now - grace - 1.0) > grace:

@@ -27,9 +27,10 @@ import enum
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 
 from xueliang.inference.detector.engine import Ask, Engine
@@ -105,8 +106,8 @@ class Detector:
         self.state = DetectorState.RUNNING
 
     async def stop(self) -> None:
-        """Stop serving: waiting and running requests fail with :class:`DetectorNotRunning`; returns once the
-        executor threads are done (a running ``session.run`` cannot be interrupted, it is waited for)."""
+        """Stop serving: waiting requests fail with :class:`DetectorNotRunning`; returns once the executor
+        threads are done (a running ``session.run`` cannot be interrupted: its requests get its results)."""
         if self.state in (DetectorState.STOPPING, DetectorState.STOPPED):
             return
         self.state = DetectorState.STOPPING
@@ -259,57 +260,58 @@ class Detector:
         engine = self.engine
         max_batch = engine.max_batch
         wait_s = self.settings.max_wait_ms / 1000.0
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                if not self._queue:
-                    self._arrived.clear()
-                    await self._arrived.wait()
-                    continue
-                if max_batch > 1 and len(self._queue) < max_batch:
-                    oldest = next(iter(self._queue.values()))
-                    left = oldest.enqueued + wait_s - time.monotonic()
-                    if left > 0:
-                        self._arrived.clear()
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._arrived.wait(), left)
-                        continue
-                await self._slots.acquire()
-                batch = [self._queue.popitem(last=False)[1] for _ in range(min(max_batch, len(self._queue)))]
-                if not batch:
-                    self._slots.release()
-                    continue
-                self._in_flight += 1
-                tg.create_task(self._run(engine, batch))
-
-    async def _run(self, engine: Engine, batch: list[_Request]) -> None:
-        assert self._slots is not None
         loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(
-                self._executor, engine.infer, [r.frame for r in batch], [r.ask for r in batch]
-            )
-        except asyncio.CancelledError:
-            for req in batch:
-                _fail(
-                    req,
-                    DetectorNotRunning("detector stopped while analysing this frame", camera_id=req.frame.camera_id),
-                )
-            raise
-        except InferenceError as exc:
-            log.warning("detector batch of %d failed: %s", len(batch), exc)
-            for req in batch:
-                _fail(req, exc)
-        except Exception as exc:  # a defect in decode/preprocess: each caller gets it, the detector goes on
-            log.exception("detector batch of %d failed unexpectedly", len(batch))
-            for req in batch:
-                _fail(req, exc)
-        else:
-            for req, dets in zip(batch, results, strict=True):
+        while True:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if max_batch > 1 and len(self._queue) < max_batch:
+                oldest = next(iter(self._queue.values()))
+                left = oldest.enqueued + wait_s - time.monotonic()
+                if left > 0:
+                    self._arrived.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), left)
+                    continue
+            await self._slots.acquire()
+            batch = [self._queue.popitem(last=False)[1] for _ in range(min(max_batch, len(self._queue)))]
+            if not batch:
+                self._slots.release()
+                continue
+            self._in_flight += 1
+            # a plain callback back to the loop, no task per batch: on a busy node every step the
+            # loop saves per frame is CPU the sessions get
+            running = self._executor.submit(engine.infer, [r.frame for r in batch], [r.ask for r in batch])
+            running.add_done_callback(partial(_back_to_loop, loop, partial(self._deliver, batch)))
+
+    def _deliver(self, batch: list[_Request], running: Future[list[list[Detection]]]) -> None:
+        """On the loop: a batch's results (or its failure) to each of its requests."""
+        assert self._slots is not None
+        self._in_flight -= 1
+        self._slots.release()
+        exc = running.exception()
+        if exc is None:
+            for req, dets in zip(batch, running.result(), strict=True):
                 if not req.future.done():
                     req.future.set_result(dets)
-        finally:
-            self._in_flight -= 1
-            self._slots.release()
+            return
+        if isinstance(exc, InferenceError):
+            log.warning("detector batch of %d failed: %s", len(batch), exc)
+        else:  # a defect in decode/preprocess: each caller gets it, the detector goes on
+            log.error("detector batch of %d failed unexpectedly", len(batch), exc_info=exc)
+        for req in batch:
+            _fail(req, exc)
+
+
+def _back_to_loop(
+    loop: asyncio.AbstractEventLoop,
+    deliver: Callable[[Future[list[list[Detection]]]], None],
+    running: Future[list[list[Detection]]],
+) -> None:
+    """Executor-thread side of a finished batch: hand it to the loop (gone at interpreter exit: dropped)."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for these results
+        loop.call_soon_threadsafe(deliver, running)
 
 
 def _check_image(frame: Frame) -> None:

@@ -102,17 +102,11 @@ def to_detections(
         return []
     idx = idx[np.argsort(-cand.scores[idx], kind="stable")][:max_detections]
     boxes = lb.to_image(cand.boxes[idx])
-    scores = cand.scores[idx]
-    ids = cand.class_ids[idx]
+    n = len(labels)
+    # tolist() first: Python floats in one step, not a numpy scalar per field
     return [
-        Detection(
-            x1=float(b[0]),
-            y1=float(b[1]),
-            x2=float(b[2]),
-            y2=float(b[3]),
-            score=float(s),
-            class_id=int(c),
-            label=labels[int(c)] if 0 <= int(c) < len(labels) else f"class_{int(c)}",
+        Detection(x1=x1, y1=y1, x2=x2, y2=y2, score=s, class_id=c, label=labels[c] if 0 <= c < n else f"class_{c}")
+        for (x1, y1, x2, y2), s, c in zip(
+            boxes.tolist(), cand.scores[idx].tolist(), cand.class_ids[idx].tolist(), strict=True
         )
-        for b, s, c in zip(boxes, scores, ids, strict=True)
     ]

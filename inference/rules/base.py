@@ -10,7 +10,7 @@ from datetime import datetime
 from xueliang.inference.frames import Detection, Frame
 from xueliang.inference.rules.settings import RuleSettings
 from xueliang.inference.tracker import Track
-from xueliang.inference.zones import Zone, ZoneKind, foot_points, points_in_polygon
+from xueliang.inference.zones import Zone, ZoneKind, contains, foot_point
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +71,8 @@ def in_zone(
 ) -> list[Detection]:
     """Detections of the zone's labels, scoring enough, whose foot point is inside the zone."""
     labels, min_score = zone_labels(zone, settings), zone_min_score(zone, settings)
-    wanted = [d for d in detections if d.label in labels and d.score >= min_score]
-    if not wanted:
-        return []
-    inside = points_in_polygon(foot_points(wanted, *size), zone.polygon)
-    return [d for d, ok in zip(wanted, inside, strict=True) if ok]
+    return [
+        d
+        for d in detections
+        if d.label in labels and d.score >= min_score and contains(zone.polygon, *foot_point(d, *size))
+    ]

@@ -25,7 +25,7 @@ from tests.inference.logic_fixtures import (
 from xueliang.inference.frames import Frame
 from xueliang.inference.rules.engine import CameraRules
 from xueliang.inference.rules.settings import RuleSettings
-from xueliang.inference.zones import TimeWindow, ZoneKind, foot_points, points_in_polygon
+from xueliang.inference.zones import TimeWindow, ZoneKind, contains, foot_point
 
 MONDAY_2230 = datetime(2024, 5, 6, 22, 30, tzinfo=TZ).timestamp()
 NIGHT = TimeWindow(start=time(22, 0), end=time(6, 0))
@@ -33,7 +33,7 @@ NIGHT = TimeWindow(start=time(22, 0), end=time(6, 0))
 
 def people_on_walkway(index: int) -> int:
     people = [d for d in detections(index) if d.label == "person" and d.score >= 0.4]
-    return int(points_in_polygon(foot_points(people, 768, 576), WALKWAY).sum())
+    return sum(contains(WALKWAY, *foot_point(d, 768, 576)) for d in people)
 
 
 def test_the_walkway_holds_five_people_on_frame_100() -> None:

@@ -16,8 +16,8 @@ from xueliang.inference.zones import (
     Zone,
     ZoneKind,
     active_at,
-    foot_points,
-    points_in_polygon,
+    contains,
+    foot_point,
     polygon_area,
 )
 
@@ -92,10 +92,10 @@ def test_malformed_points_fail_in_pydantic_terms() -> None:
         make([(0.1, 0.1, 0.3), (0.5, 0.5), (0.2, 0.8)])
 
 
-def test_points_in_polygon_agrees_with_opencv() -> None:
+def test_contains_agrees_with_opencv() -> None:
     rng = np.random.default_rng(7)
     points = rng.random((2000, 2))
-    ours = points_in_polygon(points, WALKWAY)
+    ours = np.array([contains(WALKWAY, float(x), float(y)) for x, y in points])
     contour = (np.asarray(WALKWAY) * 10_000).astype(np.int32)
     theirs = np.array(
         [cv2.pointPolygonTest(contour, (float(x * 10_000), float(y * 10_000)), False) > 0 for x, y in points]
@@ -105,11 +105,9 @@ def test_points_in_polygon_agrees_with_opencv() -> None:
     assert np.array_equal(ours, theirs)
 
 
-def test_foot_points_are_box_bottom_centres_normalised() -> None:
-    dets = [Detection(100, 50, 140, 250, 0.9, 0, "person"), Detection(0, 0, 768, 576, 0.5, 2, "car")]
-    feet = foot_points(dets, 768, 576)
-    assert np.allclose(feet, [[120 / 768, 250 / 576], [0.5, 1.0]])
-    assert foot_points([], 768, 576).shape == (0, 2)
+def test_foot_point_is_the_box_bottom_centre_normalised() -> None:
+    assert foot_point(Detection(100, 50, 140, 250, 0.9, 0, "person"), 768, 576) == (120 / 768, 250 / 576)
+    assert foot_point(Detection(0, 0, 768, 576, 0.5, 2, "car"), 768, 576) == (0.5, 1.0)
 
 
 def test_active_hours_wrap_past_midnight_on_their_weekdays() -> None:
