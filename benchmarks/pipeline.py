@@ -35,13 +35,24 @@ One JSON line per figure, then a short human summary. The frames: ``--jpegs`` 19
 ``http_client``   client CPU per snapshot for aiohttp (used) and httpx, same farm.
 
 Tried and measured, and not kept (on this 2-core machine, 2026-11, ``make bench`` and A/B runs
-against ``shared``): the detection in the same hand-off as decode and quality checks (one hop per
-visit: 0.3-0.5 ms less CPU per frame, but the detector's threads then waited more on the GIL,
-throughput ratio 0.84-0.86 against 0.86-0.87), and decode + quality + detection in two worker
-processes (``ProcessPoolExecutor``, no GIL shared with the event loop: 0.84 against 0.855, the
-parent's hand-off costing what the GIL had). What is left on two cores is the event loop's own
-CPU (about 1.1 ms a frame: HTTP client, orchestration, rules), the quality checks (0.3 ms) and the
-output decode (0.4 ms), beside the limit's 18 ms, and the scheduling of three busy threads.
+against ``shared`` in one process): the detection in the same hand-off as decode and quality
+checks (one hop per visit: 0.5 ms less CPU per frame, but 1.89 cores used against 1.95, the
+detector's threads waiting on the GIL: the same frames/s over 12 alternating repetitions; with a
+third thread 6 % fewer); decode + quality + detection in two worker processes
+(``ProcessPoolExecutor``, no GIL shared with the event loop: 0.84 against 0.855, the parent's
+hand-off costing what the GIL had); each executor thread keeping one session (no change); fewer
+event-loop wake-ups (a 2 ms floor on the selector's wait: no change); 4-6 patrol workers instead
+of 8 (no change); uvloop (the loop's CPU 1.25 -> 1.0 ms a frame, but the gateway cannot use it:
+aiortc's ICE fails on uvloop, uvicorn#840). Kept (2026-11): the zone test in plain Python, the
+``ReadThen`` check once per source class, the detector's batches back to the loop by callback
+instead of a task each (event loop 1.35 -> 1.1 ms a frame, ratio 0.861 -> 0.881).
+
+Where the rest goes, per frame, beside the limit's 17.8 ms: the event loop's own CPU (about
+1.1 ms: aiohttp's request and digest about 0.4, asyncio's loop about 0.2, the visit's hand-offs
+and the detector's queue about 0.2, rules and anomaly records 0.1-0.2), the quality checks (0.3 ms
+alone, 0.4-0.5 ms beside the other session), the output decode (0.2 ms alone, 0.35 ms cold after
+``session.run``), the camera farm (0.15 ms, on the same cores), and about 1.5 % of the cores left
+idle when the detector's threads wait for the GIL.
 
 The host is shared: every figure comes with the load average and the CPU other processes took
 while it was measured (``other_cores``).

@@ -321,7 +321,7 @@ class PatrolPipeline(Generic[J]):
                 self._fail("bad_classes")
                 log.warning("camera %s: class filter %s refused, rules skipped: %s", job.camera_id, job.classes, exc)
                 detections = None
-        # the zone rules: point-in-polygon on a few boxes (~0.1 ms), cheaper than an executor hop
+        # the zone rules: a few boxes against a few polygons (~40 us for 12 people, 2 zones), cheaper than a hop
         hits = state.rules.evaluate(frame, detections, job.zones) if detections is not None else []
         if not hits and not report.faults:
             return []
