@@ -171,3 +171,24 @@ async def test_fixed_batch_sessions_get_their_next_frame_ahead(
     assert max(flight for flight, _ in seen) == 2 * (1 + LOOKAHEAD) == 4  # 2 running, 2 next in line
     assert (4, 4) in seen  # and the other 4 frames waited in the queue
     assert isinstance(old.exception(), FrameDropped) and new == expected[5]
+
+
+async def test_stop_fails_waiting_frames_and_delivers_the_running_ones(
+    models_dir: Path, vtest_frame: Callable[[int], Image]
+) -> None:
+    """A frame already in ``session.run`` when the detector stops cannot be interrupted: its request
+    gets the result; frames still waiting in the queue fail with DetectorNotRunning; none hangs."""
+    settings = DetectorSettings(model_path=models_dir / "yolox_nano.onnx", sessions=1)
+    frames = [Frame(camera_id=f"cam-{i}", image=vtest_frame(100), captured_at=0.0) for i in range(6)]
+    detector = Detector(settings)
+    await detector.start()
+    tasks = [asyncio.create_task(detector.detect(f, classes=frozenset({"person"}), min_score=0.5)) for f in frames]
+    while detector.stats().in_flight == 0:  # the first frame is handed to the session (about 15 ms a run)
+        await asyncio.sleep(0)
+    await detector.stop()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    delivered = [r for r in results if isinstance(r, list)]
+    refused = [r for r in results if isinstance(r, DetectorNotRunning)]
+    assert len(delivered) + len(refused) == 6, results
+    assert delivered and all(len(r) >= 6 for r in delivered)  # frame 100: six people or more
+    assert refused and all("stopped before this frame was analysed" in str(r) for r in refused)
