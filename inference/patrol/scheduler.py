@@ -91,7 +91,6 @@ class _Entry:
     interval_s: float
     next_due: float
     version: int = 0
-    pending_due: float | None = None  # refused visit, due since
     last_due: float | None = None  # due time of the last visit queued
 
 
@@ -110,6 +109,9 @@ class PatrolScheduler:
         self._policy = PatrolPolicy(self._s)
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # refused visits (camera id -> due since), retried first: kept apart so that a tick never
+        # walks the whole city's camera list to find them
+        self._pending: dict[str, float] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due, priority, camera id, version)
         self._windows: frozenset[int] | None = None
         self._last_refresh: float | None = None
@@ -130,15 +132,14 @@ class PatrolScheduler:
         entry = self._entries.get(camera_id)
         if entry is None:
             return None
-        return entry.pending_due if entry.pending_due is not None else entry.next_due
+        return self._pending.get(camera_id, entry.next_due)
 
     def stats(self) -> SchedulerStats:
         st = self._stats
         st.state = self._state
         st.cameras = len(self._entries)
-        pending = [e.pending_due for e in self._entries.values() if e.pending_due is not None]
-        st.pending = len(pending)
-        st.lag_s = max(0.0, self._clock() - min(pending)) if pending else 0.0
+        st.pending = len(self._pending)
+        st.lag_s = max(0.0, self._clock() - min(self._pending.values())) if self._pending else 0.0
         return dataclasses.replace(st)
 
     # -- camera list -------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class PatrolScheduler:
         wanted = {t.camera_id: t for t in targets if t.enabled and (self._s.patrol_watched or not t.watch)}
         for camera_id in [c for c in self._entries if c not in wanted]:
             del self._entries[camera_id]
+            self._pending.pop(camera_id, None)
             log.info("patrol: camera %s leaves the patrol", camera_id)
         for camera_id, target in wanted.items():
             interval = self._policy.interval_s(target, active)
@@ -196,7 +198,7 @@ class PatrolScheduler:
         if interval == old:
             return
         entry.interval_s = interval
-        if entry.pending_due is not None:
+        if entry.target.camera_id in self._pending:
             return  # the pending visit goes out first; the new grid applies after it
         if interval < old:
             # shorter: come earlier, on the new grid (spread: no herd when a window opens)
@@ -219,13 +221,13 @@ class PatrolScheduler:
     # -- ticks -------------------------------------------------------------------------------
 
     def _due(self, now: float) -> list[tuple[float, int, str]]:
-        due = [(e.pending_due, e.target.priority, c) for c, e in self._entries.items() if e.pending_due is not None]
+        due = [(at, self._entries[c].target.priority, c) for c, at in self._pending.items()]
         while self._heap and self._heap[0][0] <= now:
             at, priority, camera_id, version = heapq.heappop(self._heap)
             entry = self._entries.get(camera_id)
             if entry is None or entry.version != version:
                 continue  # stale heap entry
-            if entry.pending_due is not None:
+            if camera_id in self._pending:
                 self._stats.merged_slots += 1
                 entry.next_due = next_slot(entry.phase, entry.interval_s, now)
                 self._push(entry)
@@ -279,13 +281,13 @@ class PatrolScheduler:
 
     def _defer(self, entry: _Entry, due_at: float, now: float) -> None:
         """Keep the visit pending (oldest due time); later slots meanwhile are merged into it."""
-        if entry.pending_due is None:
-            entry.pending_due = due_at
+        if entry.target.camera_id not in self._pending:
+            self._pending[entry.target.camera_id] = due_at
             entry.next_due = next_slot(entry.phase, entry.interval_s, now)
             self._push(entry)
 
     def _advance(self, entry: _Entry, due_at: float, now: float) -> None:
-        entry.pending_due = None
+        self._pending.pop(entry.target.camera_id, None)
         entry.last_due = due_at
         entry.next_due = next_slot(entry.phase, entry.interval_s, now)
         self._push(entry)
