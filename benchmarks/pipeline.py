@@ -33,6 +33,7 @@ One JSON line per figure, then a short human summary. The frames: ``--jpegs`` 19
               -> job acknowledged, HTTP included) p50/p99.
 ``decode_scale``  people found at 1/4 and 1/8 DCT scale against a full decode of the same JPEGs.
 ``http_client``   client CPU per snapshot for aiohttp (used) and httpx, same farm.
+``scheduler``     the patrol scheduler's CPU per tick (p50, p99) and per camera-list reading, 31,000 cameras.
 
 Tried and measured, and not kept (on this 2-core machine, 2026-11, ``make bench`` and A/B runs
 against ``shared`` in one process): the detection in the same hand-off as decode and quality
@@ -84,8 +85,9 @@ from xueliang.inference.detector import Detector
 from xueliang.inference.detector.engine import Ask, Engine
 from xueliang.inference.detector.stats import StatsRecorder
 from xueliang.inference.frames import Frame
-from xueliang.inference.patrol.models import PatrolJob
-from xueliang.inference.patrol.settings import PipelineSettings
+from xueliang.inference.patrol.models import PatrolJob, PatrolTarget
+from xueliang.inference.patrol.scheduler import PatrolScheduler
+from xueliang.inference.patrol.settings import PipelineSettings, SchedulerSettings
 from xueliang.inference.pipeline import PatrolPipeline
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 from xueliang.inference.sources import SnapshotClient
@@ -532,6 +534,48 @@ def decode_scale(model: Path, jpegs: list[bytes]) -> dict[str, Any]:
     }
 
 
+async def scheduler_ticks(cameras: int = 31_000, ticks: int = 600) -> dict[str, Any]:
+    """The patrol scheduler's CPU per tick for a city's cameras (default policy, a fake clock one
+    second per tick, a queue that takes every job), and per reading of the camera list (every
+    ``refresh_s``, 30 s by default, in slices of 2,000 cameras between which the loop runs)."""
+
+    class Accepting:
+        refused = coalesced = 0
+
+        async def put(self, key: str, payload: dict[str, Any]) -> bool:
+            return True
+
+        async def stats(self) -> Accepting:
+            return self
+
+    targets = [PatrolTarget(camera_id=f"cam-{i}") for i in range(cameras)]
+
+    async def provide() -> list[PatrolTarget]:
+        return targets
+
+    now = [1_000_000.0]
+    # the camera list is read once here and timed apart (the gateway reads it every refresh_s)
+    scheduler = PatrolScheduler(Accepting(), provide, SchedulerSettings(refresh_s=1e12), clock=lambda: now[0])
+    refreshes = []
+    for _ in range(5):
+        t0 = time.thread_time()
+        await scheduler.refresh()
+        refreshes.append(time.thread_time() - t0)
+    times, jobs = [], 0
+    for _ in range(ticks):
+        now[0] += 1.0
+        t0 = time.thread_time()
+        jobs += await scheduler.tick()
+        times.append(time.thread_time() - t0)
+    return {
+        "cameras": cameras,
+        "jobs_per_tick": round(jobs / ticks, 1),
+        "tick_cpu_ms_p50": round(statistics.median(times) * 1e3, 3),
+        "tick_cpu_ms_p99": round(float(np.percentile(times, 99)) * 1e3, 3),
+        "camera_list_refresh_cpu_ms": round(statistics.median(refreshes) * 1e3, 1),
+    }
+
+
 async def http_clients(farm: Farm, requests: int) -> dict[str, Any]:
     """Client CPU per snapshot (digest, 8 in flight, keep-alive) for aiohttp and httpx."""
     import aiohttp
@@ -603,6 +647,7 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
     reps, frames = (3, 120) if quick else (6, 200)
 
     emit(figure="http_client", **await http_clients(farm, 200 if quick else 400))
+    emit(figure="scheduler", **await scheduler_ticks(ticks=100 if quick else 600))
 
     # the limit: every layout twice, then the best layout again in every repetition. The best is
     # the one with the most frames/s per core it could have had (other work on the host must not
