@@ -6,8 +6,8 @@ a zone valid whatever resolution the camera streams or the frame is decoded at.
 
 Validation is strict and says what to fix: fewer than 3 points, a point outside 0..1 (its index and
 value), a point repeated, two edges that cross or touch (their indices and where; an outline
-folding back on itself touches itself), zero area. Geometry works on many points at once
-(vectorised numpy ray casting).
+folding back on itself touches itself), zero area. The inside test (``contains``) is even-odd ray
+casting in plain Python over each polygon's cached edges: a frame has a few boxes per zone.
 """
 
 from __future__ import annotations

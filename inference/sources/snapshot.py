@@ -200,8 +200,7 @@ class SnapshotSource:
     async def read_then(self, then: Callable[[Frame], T]) -> tuple[Frame, T]:
         """``read()``, and ``then(frame)`` right after the decode, in the same hop to the decode
         executor: one hand-off less, and the picture is still in that core's cache (the patrol
-        runs its quality checks and, for a one-frame model, the detection there). Raises what
-        ``read()`` raises, and whatever ``then`` raises."""
+        runs its quality checks there). Raises what ``read()`` raises, and whatever ``then`` raises."""
         data = await self._fetch()
         loop = asyncio.get_running_loop()
         try:
