@@ -29,8 +29,7 @@ _PUBLISH = """
 local key, maxlen = KEYS[1], tonumber(ARGV[1])
 local length, trimmed = redis.call('XLEN', key), 0
 if length >= maxlen then
-    local groups = {}
-    if length > 0 then groups = redis.call('XINFO', 'GROUPS', key) end
+    local groups = redis.call('XINFO', 'GROUPS', key)  -- the stream exists: length >= maxlen >= 100
     if #groups == 0 then
         trimmed = redis.call('XTRIM', key, 'MAXLEN', maxlen - 1)
     else

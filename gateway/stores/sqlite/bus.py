@@ -35,9 +35,10 @@ ON CONFLICT (topic) DO UPDATE SET length = length + 1, last_ms = max(last_ms, ex
 RETURNING last_ms
 """
 _TRIM_OLDEST = "DELETE FROM bus_messages WHERE id IN (SELECT id FROM bus_messages WHERE topic = ? ORDER BY id LIMIT ?)"
-# Per group of the topic: the lowest message id it still needs (oldest pending, else next undelivered).
+# Per group of the topic: the lowest message id it still needs (oldest pending, else next undelivered;
+# a pending message was delivered, so it is never above ``last_id``).
 _FLOORS = """
-SELECT g.grp, min(g.last_id + 1, coalesce(min(p.msg_id), g.last_id + 1)) AS floor
+SELECT g.grp, coalesce(min(p.msg_id), g.last_id + 1) AS floor
 FROM bus_groups g LEFT JOIN bus_pending p ON p.topic = g.topic AND p.grp = g.grp
 WHERE g.topic = ? GROUP BY g.grp ORDER BY floor, g.grp
 """
