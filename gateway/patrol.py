@@ -242,8 +242,8 @@ class Patrol:
     async def _decrypt_logins(self, cameras: list[CameraRecord]) -> dict[str, Login]:
         """Credentials by camera id. Only ciphertexts not seen before are decrypted, in a worker
         thread (a city's worth of Fernet decrypts would hold the event loop for a noticeable time)."""
-        known = self._plain
-        fresh = {c.password_enc for c in cameras if c.password_enc not in known}
+        wanted = {c.password_enc for c in cameras}
+        fresh = wanted - self._plain.keys()
 
         def decrypt_all() -> dict[str, str | GatewayError]:
             out: dict[str, str | GatewayError] = {}
@@ -254,13 +254,12 @@ class Patrol:
                     out[token] = exc
             return out
 
-        if fresh:
-            decrypted = await asyncio.to_thread(decrypt_all)
-            known = {token: known[token] for token in {c.password_enc for c in cameras} if token in known}
-            self._plain = known = {**known, **decrypted}
+        decrypted = await asyncio.to_thread(decrypt_all) if fresh else {}
+        known = {**self._plain, **decrypted}
+        self._plain = known = {token: known[token] for token in wanted}  # removed cameras' passwords go
         logins = {}
         for camera in cameras:
-            plain = known.get(camera.password_enc, "")
+            plain = known[camera.password_enc]
             if isinstance(plain, GatewayError):
                 if camera.id not in self._warned:
                     self._warned.add(camera.id)
