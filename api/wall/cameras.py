@@ -80,11 +80,11 @@ async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
             "or set its live profile"
         )
     parts = urlsplit(profile.stream_uri)
+    host = parts.hostname or ""
     try:
-        await node.guard.check(parts.hostname or "")
+        await node.guard.check(host)
     except CameraAddressError as exc:
         raise SourceRefused(f"camera {camera.id}: not connecting to its stream: {exc}") from exc
-    host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
     safe = urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
     if parts.username or not camera.username:

@@ -17,8 +17,8 @@ MAX_CLIENTS = 256
 class PtzClients:
     """ONVIF clients of the cameras operators steer, on one shared HTTP session."""
 
-    def __init__(self, settings: OnvifSettings | None = None) -> None:
-        self.settings = settings or OnvifSettings()
+    def __init__(self, settings: OnvifSettings) -> None:
+        self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._clients: OrderedDict[str, tuple[tuple[object, ...], OnvifClient]] = OrderedDict()
 
