@@ -280,9 +280,13 @@ class SqliteEventStore:
         await self._run(lambda c: c.executemany(_UPSERT_INCIDENT, rows))
         self.write_failures = 0
         for incident_id, (version, _) in batch.items():
-            current = self._dirty.get(incident_id)
-            if current is not None and current[0] == version:
-                del self._dirty[incident_id]
+            self._written(incident_id, version)
+
+    def _written(self, incident_id: str, version: int) -> None:
+        """The put numbered ``version`` is on disk: the incident is clean unless it was put again since."""
+        current = self._dirty.get(incident_id)
+        if current is not None and current[0] == version:
+            del self._dirty[incident_id]
 
     async def flush(self) -> None:
         """Write the dirty incidents now; raises ``EventStoreError`` (they stay dirty) if that fails."""
@@ -343,8 +347,8 @@ class SqliteEventStore:
             return True
 
         created = await self._run(write)
-        if created and pending is not None and self._dirty.get(incident.id) is pending:
-            del self._dirty[incident.id]  # written with the case (unless put again meanwhile)
+        if created and pending is not None:
+            self._written(incident.id, pending[0])  # written with the case
         return created
 
     async def get_case(self, code: str) -> Case:
