@@ -45,9 +45,7 @@ def replay_factory(exit_stack: contextlib.AsyncExitStack) -> Callable[..., Await
 
     async def start(camera: str, **options: object) -> CaptureReplayServer:
         server = CaptureReplayServer(CAPTURES / camera, **options)  # type: ignore[arg-type]
-        await server.start()
-        exit_stack.push_async_callback(server.stop)
-        return server
+        return await exit_stack.enter_async_context(server)
 
     return start
 
