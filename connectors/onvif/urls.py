@@ -68,7 +68,9 @@ class AddressFixer:
 
     def service(self, url: str) -> str:
         """An HTTP(S) address (XAddr, subscription, snapshot): foreign host -> our host:port."""
-        url = normalize_url(url) or url  # (again in reached_service: idempotent) so the log line can show it
+        # repaired here too (reached_service does it again, idempotent): the log line's
+        # obscure_user_pass_url (yarl) raises ValueError on the host:port:port quirk
+        url = normalize_url(url) or url
         return self._report(url, reached_service(url, self.host, self.port, rewrite=self.enabled))
 
     def stream(self, url: str) -> str:
