@@ -15,7 +15,6 @@ The file is parsed and the result file written in worker threads, never on the e
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,14 +69,6 @@ class BulkImport:
         self.actor = actor
         self.concurrency = concurrency or service.settings.import_concurrency
         self.on_progress = on_progress
-        self._key: bytes | None = None
-
-    async def key(self) -> bytes:
-        """The fingerprint key of this node (its resolved token secret, read once, off the loop)."""
-        if self._key is None:
-            resolved = await asyncio.to_thread(resolve_secrets, self.service.node.settings)
-            self._key = fingerprint_key(resolved.token_secret)
-        return self._key
 
     async def run(
         self,
@@ -91,9 +82,10 @@ class BulkImport:
         file as a whole (or an unreadable ``resume`` file)."""
         if parsed is None:
             limit = self.service.settings.max_import_rows
-            parsed = await asyncio.to_thread(functools.partial(parse_camera_file, source, max_rows=limit))
+            parsed = await asyncio.to_thread(parse_camera_file, source, max_rows=limit)
         result_path = result_path or default_result_path(source)
-        key = await self.key()
+        resolved = await asyncio.to_thread(resolve_secrets, self.service.node.settings)  # reads a file in dev
+        key = fingerprint_key(resolved.token_secret)
         done_before = await self._done_before(resume)
         progress = ImportProgress(total=parsed.total)
         results: list[RowResult] = []
