@@ -10,7 +10,6 @@ the field path (``loc``); an address registered under another id is 409; too man
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Annotated
@@ -173,7 +172,7 @@ async def start_import(
     data = await _read_limited(request, cameras.service.settings.max_import_bytes)
     try:
         limit = cameras.service.settings.max_import_rows
-        parsed = await asyncio.to_thread(functools.partial(parse_camera_file, Path(name), data, max_rows=limit))
+        parsed = await asyncio.to_thread(parse_camera_file, Path(name), data, max_rows=limit)
     except ImportFileError as exc:
         raise unprocessable(["body"], str(exc), "import_file") from exc
     try:
