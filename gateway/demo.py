@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.models import CameraSpec
 from xueliang.gateway.cameras.service import CameraService
-from xueliang.gateway.demo_intake import DemoIntake, write_private
+from xueliang.gateway.demo_intake import DemoIntake
 from xueliang.gateway.demo_scene import (
     OPERATOR,
     ensure_operator,
@@ -43,6 +43,7 @@ from xueliang.gateway.demo_scene import (
 from xueliang.gateway.errors import GatewayError
 from xueliang.gateway.models import CameraRecord, Location, PatrolPolicy
 from xueliang.gateway.node import Node
+from xueliang.gateway.security import write_private
 from xueliang.gateway.settings import Settings
 from xueliang.inference.patrol.scheduler import TargetsUnavailable
 from xueliang.inference.zones import Zone

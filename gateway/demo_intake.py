@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from xueliang.events.intake.settings import IntakeSettings
 from xueliang.gateway.errors import AuthError, GatewayError, NotFound
 from xueliang.gateway.models import ApiKey, Role
 from xueliang.gateway.node import Node
-from xueliang.gateway.security import api_key_id, api_key_matches, new_api_key
+from xueliang.gateway.security import api_key_id, api_key_matches, new_api_key, write_private
 from xueliang.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,16 +123,6 @@ def _write_key(path: Path, key: str) -> None:
         write_private(path, key + "\n")
     except OSError as exc:
         raise DemoError(f"cannot keep the demo intake's API key in {path}: {exc.strerror}") from exc
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by this user only (mode 0600); raises ``OSError``."""
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    tmp.replace(path)
 
 
 class DemoIntake:

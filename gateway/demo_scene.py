@@ -27,10 +27,11 @@ import re
 import secrets
 from pathlib import Path
 
-from xueliang.gateway.demo_intake import DemoError, write_private
+from xueliang.gateway.demo_intake import DemoError
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.models import PatrolPolicy, Role, User
 from xueliang.gateway.node import Node
+from xueliang.gateway.security import write_private
 from xueliang.inference.zones import Zone, ZoneKind
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -176,8 +177,14 @@ def _read_dev_secrets(path: Path) -> dict[str, str]:
 
 
 def _write_dev_secrets(path: Path, stored: dict[str, str]) -> None:
+    write_private(path, json.dumps(stored))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by this user only (mode 0600); raises ``OSError``."""
+    tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stored))
-    tmp.chmod(0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
     tmp.replace(path)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from xueliang.gateway import logs
 from xueliang.gateway.errors import GatewayError
 from xueliang.gateway.node import Node
+from xueliang.gateway.security import write_private
 from xueliang.gateway.settings import Environment, Settings
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ def greet(node: Node, created: tuple[str, str] | None) -> None:
             f"  first admin created — username [bold]{username}[/], password [bold]{password}[/] (shown once)"
         )
         if settings.environment == Environment.DEVELOPMENT:
-            kept.write_text(f"{username}\n{password}\n")
-            kept.chmod(0o600)
+            write_private(kept, f"{username}\n{password}\n")  # never readable by others, not even briefly
             console.print(f"  (development mode: also kept in {kept})")
     if settings.demo.enabled:
         from xueliang.gateway.demo_scene import CREDENTIALS_FILE, OPERATOR

@@ -128,7 +128,8 @@ async def test_the_demo_shows_cameras_detections_incidents_and_cases_walking_to_
     assert demo.process is not None
     assert key not in demo.process.log.read_text() and password not in demo.process.log.read_text()
     addresses = {c["id"]: (c["host"], c["port"]) for c in (await get("/api/cameras", limit=1000))["items"]}
-    assert stat.S_IMODE((demo.data_dir / "demo-simulator.json").stat().st_mode) == 0o600
+    for private_file in ("demo-simulator.json", "admin-credentials.txt", "dev-secrets.json"):
+        assert stat.S_IMODE((demo.data_dir / private_file).stat().st_mode) == 0o600, private_file
     # SIGTERM: a clean stop (uvicorn shuts down, then re-raises the signal to end with its status)
     assert demo.process.stop() in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in demo.process.tail(500)
