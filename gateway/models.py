@@ -145,6 +145,15 @@ class ApiKey(BaseModel):
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
+    @property
+    def revoked(self) -> bool:
+        """Revoked for good: its hash is erased, so no key can match it again (disabling can be undone)."""
+        return not self.key_hash
+
+    def revoke(self) -> ApiKey:
+        """This key revoked: disabled, and its hash erased."""
+        return self.model_copy(update={"disabled": True, "key_hash": ""})
+
 
 class AuditEntry(BaseModel):
     """Who did what, when, and how it ended."""

@@ -70,7 +70,7 @@ def _key_public(key: ApiKey) -> ApiKeyPublic:
         name=key.name,
         role=key.role,
         disabled=key.disabled,
-        revoked=not key.key_hash,  # an erased hash: revoked (see the module docstring)
+        revoked=key.revoked,
         created_at=key.created_at,
     )
 
@@ -122,7 +122,7 @@ async def create_api_key(body: ApiKeyCreate, node: NodeDep, _: AdminUser) -> Api
 @router.patch("/api-keys/{key_id}", summary="Disable an API key (refused at once) or enable it again")
 async def update_api_key(key_id: str, body: ApiKeyUpdate, node: NodeDep, _: AdminUser) -> ApiKeyPublic:
     stored = await node.stores.users.get_api_key(key_id)
-    if not stored.key_hash and not body.disabled:
+    if stored.revoked and not body.disabled:
         raise Conflict(f"API key {key_id} was revoked and cannot be enabled again; create a new key")
     stored = stored.model_copy(update={"disabled": body.disabled})
     await node.stores.users.update_api_key(stored)
@@ -132,6 +132,6 @@ async def update_api_key(key_id: str, body: ApiKeyUpdate, node: NodeDep, _: Admi
 @router.delete("/api-keys/{key_id}", summary="Revoke an API key for good (the record is kept for the audit trail)")
 async def revoke_api_key(key_id: str, node: NodeDep, _: AdminUser) -> ApiKeyPublic:
     stored = await node.stores.users.get_api_key(key_id)
-    stored = stored.model_copy(update={"disabled": True, "key_hash": ""})
+    stored = stored.revoke()
     await node.stores.users.update_api_key(stored)
     return _key_public(stored)

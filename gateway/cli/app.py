@@ -159,7 +159,7 @@ def users_keys(config: ConfigOption = None) -> None:
 
     table = Table("key id", "name", "role", "state", "created")
     for key in asyncio.run(users.list_keys(settings_from(config))):
-        state = "revoked" if not key.key_hash else "disabled" if key.disabled else "active"
+        state = "revoked" if key.revoked else "disabled" if key.disabled else "active"
         table.add_row(key.key_id, key.name, key.role.value, state, f"{key.created_at:%Y-%m-%d %H:%M}")
     out.print(table)
 

@@ -60,7 +60,7 @@ async def revoke_key(settings: Settings, key_id: str) -> None:
     async with open_node(settings) as node:
         try:
             key = await node.stores.users.get_api_key(key_id)
-            await node.stores.users.update_api_key(key.model_copy(update={"disabled": True, "key_hash": ""}))
+            await node.stores.users.update_api_key(key.revoke())
         except NotFound as exc:
             await node.audit(actor(), "api_keys.revoke", "error", target=key_id)
             raise NotFound(f"API key {key_id} does not exist; `xueliang users keys` lists the key ids") from exc
