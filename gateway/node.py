@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from xueliang.gateway.cameras.guard import NetworkGuard
+from xueliang.gateway.cameras.models import fingerprint_key
 from xueliang.gateway.errors import Conflict, NotFound
 from xueliang.gateway.live import LiveFeed
 from xueliang.gateway.metrics import Metrics
@@ -54,6 +55,7 @@ class Node:
     metrics: Metrics
     logins: LoginThrottle
     guard: NetworkGuard  # security.allowed_networks, one DNS cache for every part that connects out
+    import_key: bytes  # keys bulk-import row fingerprints (``fingerprint_key``), from the resolved secrets
     live: LiveFeed = field(default_factory=LiveFeed)
     # The parts, once assembled (gateway/wiring.py); None on a node opened for a CLI command.
     cameras: CameraRuntime | None = None
@@ -148,6 +150,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 settings.security.login_lockout_s,
             ),
             guard=NetworkGuard(settings.security.allowed_networks, dns_cache_s=settings.cameras.dns_cache_s),
+            import_key=fingerprint_key(secret.token_secret),
         )
         log.info("node %s open (%s mode, %s stores)", name, settings.node.mode, stores.backend, extra={"node": name})
         yield node

@@ -22,11 +22,10 @@ from pathlib import Path
 
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.importer import CameraRow, ParsedFile, RowProblem, parse_camera_file
-from xueliang.gateway.cameras.models import ImportProgress, RowResult, RowState, fingerprint_key
+from xueliang.gateway.cameras.models import ImportProgress, RowResult, RowState
 from xueliang.gateway.cameras.results import ResultWriter, read_results
 from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.errors import GatewayError
-from xueliang.gateway.security import resolve_secrets
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,7 @@ class BulkImport:
             limit = self.service.settings.max_import_rows
             parsed = await asyncio.to_thread(parse_camera_file, source, max_rows=limit)
         result_path = result_path or default_result_path(source)
-        resolved = await asyncio.to_thread(resolve_secrets, self.service.node.settings)  # reads a file in dev
-        key = fingerprint_key(resolved.token_secret)
+        key = self.service.node.import_key
         done_before = await self._done_before(resume)
         progress = ImportProgress(total=parsed.total)
         results: list[RowResult] = []
