@@ -247,10 +247,7 @@ class Demo:
         except TargetsUnavailable as exc:
             log.warning("demo: the patrol picks the cameras up at its next registry read: %s", exc)
             return
-        try:
-            patrol.watch.update(targets)
-        except RuntimeError as exc:  # its manager is not running (the patrol restarting): it follows by itself
-            log.info("demo: watch mode picks the cameras up at its next registry read (%s)", exc)
+        patrol.watch.update(targets)
         # Only cameras it does not know yet: a refresh that removed one could race a tick in progress.
         if all(patrol.scheduler.next_due(t.camera_id) is None for t in targets):
             await patrol.scheduler.refresh()

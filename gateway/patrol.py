@@ -328,7 +328,6 @@ class Patrol:
 
     async def _follow_watch(self) -> None:
         refresh = self.analytics.scheduler.refresh_s
-        await asyncio.sleep(0.5)  # let the watch manager's group start
         while True:
             try:
                 self.watch.update(await self.recent_targets(refresh))

@@ -162,8 +162,9 @@ class WatchSession:
 
 
 class WatchManager:
-    """Sessions for the watched cameras of the camera list. Run ``run()`` in the node's TaskGroup,
-    then call ``update(targets)`` whenever the list changes."""
+    """Sessions for the watched cameras of the camera list. Run ``run()`` in the node's TaskGroup
+    and call ``update(targets)`` whenever the list changes (a list given before ``run()`` has
+    started is applied when it starts)."""
 
     def __init__(
         self,
@@ -183,6 +184,7 @@ class WatchManager:
         self._rules = rules
         self._sessions: dict[str, tuple[WatchSession, asyncio.Task[None]]] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._waiting: Sequence[PatrolTarget] | None = None  # a list given while not running
         self._stop = asyncio.Event()
         self.refused = 0  # watched cameras beyond max_cameras
 
@@ -194,6 +196,9 @@ class WatchManager:
         """Hold the sessions until ``stop()``; then cancel them and wait for each to close."""
         async with asyncio.TaskGroup() as group:
             self._group = group
+            if self._waiting is not None:
+                targets, self._waiting = self._waiting, None
+                self.update(targets)
             try:
                 await self._stop.wait()
             finally:
@@ -208,8 +213,9 @@ class WatchManager:
     def update(self, targets: Sequence[PatrolTarget]) -> None:
         """Start sessions for newly watched cameras, stop those no longer watched (or changed)."""
         group = self._group
-        if group is None:
-            raise RuntimeError("watch manager is not running: start run() in a TaskGroup first")
+        if group is None:  # not running (yet): the newest list is applied when run() starts
+            self._waiting = targets
+            return
         wanted = {t.camera_id: t for t in targets if t.enabled and t.watch}
         for camera_id, (session, task) in list(self._sessions.items()):
             if wanted.get(camera_id) != session.target or task.done():

@@ -206,3 +206,20 @@ async def test_the_manager_follows_the_watched_cameras_within_its_bound(
     await task
     assert manager.sessions == {}
     assert len(opened) == 2 and all(s.closed for s in opened)
+
+
+async def test_a_list_given_before_the_manager_runs_is_applied_when_it_starts(
+    sequence_dir: Path, detector: Detector, executor: ThreadPoolExecutor
+) -> None:
+    manager = WatchManager(
+        lambda target: ClipTime(FileSource(target.camera_id, sequence_dir, loop=True), 0.3),
+        detector, Sink(), executor=executor, settings=WatchSettings(fps=20.0),
+    )  # fmt: skip
+    manager.update([PatrolTarget(camera_id="early", watch=True)])  # the patrol may read its list first
+    assert manager.sessions == {}
+    task = asyncio.create_task(manager.run())
+    await asyncio.sleep(0)
+    assert sorted(manager.sessions) == ["early"]
+    manager.stop()
+    await task
+    assert manager.sessions == {}
