@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -78,7 +79,8 @@ async def test_a_self_signed_camera_is_refused_by_default_naming_the_settings(
     error = caught.value
     assert type(error) is TlsFailed
     assert f"127.0.0.1:{https_camera.port}" in str(error) and error.operation == "GetSystemDateAndTime"
-    assert "did not verify" in str(error) and "self-signed" in str(error)
+    # OpenSSL's reason (1.1 spells it without the hyphen), not only the advice, which names them too
+    assert re.search(r"did not verify: self[- ]signed certificate", str(error)), str(error)
     assert "onvif.ca_bundle" in str(error) and "onvif.verify_tls" in str(error)
     assert "onvif.ca_bundle" in error.message_zh and "自签名证书" in error.message_zh
     assert len(https_camera.requests) == 0  # nothing was sent to an unverified peer
