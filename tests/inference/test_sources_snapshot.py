@@ -238,6 +238,18 @@ async def test_http_errors_and_unreachable_cameras(camera: Camera) -> None:
     assert PASSWORD not in str(caught.value)  # credentials in the URL are never shown
 
 
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/snap.jpg", "snap.jpg", f"http://{USER}:{PASSWORD}@[::1/snap.jpg"])
+async def test_a_snapshot_uri_that_is_no_http_url_is_refused_on_read(url: str) -> None:
+    """Parsed once when the source is made; what yarl or aiohttp refuses fails the read, not the patrol."""
+    async with SnapshotClient(SETTINGS) as client:
+        source = client.source("gate-9", url, username=USER, password=PASSWORD)
+        refused = r"camera gate-9: .* the URI is not a usable http\(s\) URL"
+        with pytest.raises(SourceUnavailable, match=refused) as caught:
+            await source.read()
+    assert source.stats().last_error == "bad url"
+    assert PASSWORD not in str(caught.value)
+
+
 async def test_answers_bigger_than_the_limit_are_refused(camera: Camera) -> None:
     limit = len(camera.jpeg) + 1
     settings = SETTINGS.model_copy(update={"snapshot_max_bytes": limit})
