@@ -1,5 +1,7 @@
-"""Cameras as the wall sees them: the read-only list for the camera tree, and where a camera's live
-stream is (with the credentials put into the RTSP URL, never logged)."""
+"""Cameras as the wall sees them: the read-only list for the camera tree, where a camera's live
+stream is (with the credentials put into the RTSP URL, never logged), and the two checks every
+route of the wall makes before it connects to a camera (its address, its password): the one place
+their failures become the wall's errors (see ``xueliang.api.wall.errors``)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Staff
-from xueliang.api.wall.errors import NoLiveStream, SourceRefused
+from xueliang.api.wall.errors import CameraAddressRefused, NoLiveStream, SourceUnavailable, WallError
 from xueliang.api.wall.models import SourceSpec
-from xueliang.gateway.cameras.errors import CameraAddressError
+from xueliang.gateway.cameras.errors import AddressNotAllowed, AddressUnresolvable
 from xueliang.gateway.cameras.export import all_cameras
 from xueliang.gateway.errors import SecretUnreadable
 from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
@@ -63,16 +65,32 @@ def ptz_profile(camera: CameraRecord) -> str:
 
 
 def camera_password(node: Node, camera: CameraRecord) -> str:
-    """The camera's password in clear; ``SourceRefused`` when the stored one cannot be decrypted."""
+    """The camera's password in clear; ``SecretUnreadable`` (naming the camera) when the stored
+    one cannot be decrypted."""
     try:
         return node.cipher.decrypt(camera.password_enc)
     except SecretUnreadable as exc:
-        raise SourceRefused(f"camera {camera.id}: {exc}") from exc
+        raise SecretUnreadable(f"camera {camera.id} ({camera.name}): {exc}") from exc
+
+
+async def check_camera_host(
+    node: Node, camera: CameraRecord, host: str, what: str, unreachable: type[WallError]
+) -> None:
+    """Raise ``CameraAddressRefused`` when ``host`` (``camera``'s, for ``what``: "its stream",
+    "PTZ") lies outside ``security.allowed_networks``, ``unreachable`` when the name does not
+    resolve."""
+    try:
+        await node.guard.check(host)
+    except AddressNotAllowed as exc:
+        raise CameraAddressRefused(f"camera {camera.id} ({camera.name}): not connecting for {what}: {exc}") from exc
+    except AddressUnresolvable as exc:
+        raise unreachable(f"camera {camera.id} ({camera.name}): cannot reach it for {what}: {exc}") from exc
 
 
 async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
-    """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record and
-    ``SourceRefused`` when its URI points outside ``security.allowed_networks``."""
+    """Where to read ``camera``'s live stream; raises ``NoLiveStream`` when none is on record,
+    ``CameraAddressRefused`` when its URI points outside ``security.allowed_networks`` and
+    ``SecretUnreadable`` when its password cannot be decrypted."""
     profile = live_profile(camera)
     if profile is None:
         raise NoLiveStream(
@@ -81,10 +99,7 @@ async def camera_source(node: Node, camera: CameraRecord) -> SourceSpec:
         )
     parts = urlsplit(profile.stream_uri)
     host = parts.hostname or ""
-    try:
-        await node.guard.check(host)
-    except CameraAddressError as exc:
-        raise SourceRefused(f"camera {camera.id}: not connecting to its stream: {exc}") from exc
+    await check_camera_host(node, camera, host, "its live stream", SourceUnavailable)
     host = f"[{host}]" if ":" in host else host
     safe = urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
     if parts.username or not camera.username:

@@ -8,6 +8,8 @@
     │   ├── SourceRefused               the camera refused us (401/403: wrong password)
     │   └── SourceUnsupported           no video track, or a codec we neither pass nor transcode
     ├── NoLiveStream                    the camera has no stream URI on record (HTTP 409)
+    ├── CameraAddressRefused            the camera's address (ONVIF host or stream URI host) lies
+    │                                   outside security.allowed_networks (HTTP 409)
     ├── RelayNotRunning                 the relay service is not started (HTTP 503)
     ├── CapacityReached                 upstream / session / per-user limit reached (HTTP 503 / 429)
     ├── OfferRejected                   the SDP offer cannot be answered (HTTP 400)
@@ -17,6 +19,18 @@
     │   └── PtzFailed                   the camera did not carry it out (HTTP 502)
     └── SavedWallError                  saved walls could not be read or written (HTTP 500)
         └── SavedWallLimit              more walls and tours than a user may keep (HTTP 422)
+
+Two failures before anything reaches a camera are answered alike on every route of the wall
+(WHEP, warm, PTZ), both a conflict between the camera's record and this node's configuration that
+a technician must fix, never an upstream failure (502):
+
+* the address is outside ``security.allowed_networks``: ``CameraAddressRefused`` (409);
+* the stored password cannot be decrypted (``security.camera_key`` changed): the gateway's own
+  ``SecretUnreadable`` (409, as everywhere in the API), its message prefixed with the camera.
+
+A host name that does not resolve is a camera that cannot be reached: ``SourceUnavailable`` for a
+stream, ``PtzFailed`` for PTZ (502). Both conversions live in ``xueliang.api.wall.cameras``
+(``check_camera_host``, ``camera_password``).
 
 ``xueliang.api.errors`` maps them to HTTP answers; messages say what failed, which camera or
 session, and what to do.
@@ -49,6 +63,10 @@ class SourceUnsupported(SourceError):
 
 class NoLiveStream(WallError):
     """The camera has no stream URI on record."""
+
+
+class CameraAddressRefused(WallError):
+    """The camera's address lies outside ``security.allowed_networks``: the node will not connect."""
 
 
 class RelayNotRunning(WallError):

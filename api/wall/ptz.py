@@ -4,6 +4,10 @@ Press-and-hold on the page sends ``move`` with a short ``timeout_s`` and repeats
 button is held; release sends ``stop``. The timeout is the safety net: a camera whose ``stop``
 never arrives (the page closed, the network dropped) stops by itself.
 
+Before anything is sent, the camera's address and password are checked as for the live stream
+(``xueliang.api.wall.cameras``): outside the allowed networks, or a password that cannot be
+decrypted, is a 409 on both routes; a camera that cannot be reached or refuses is a 502.
+
 The ONVIF clients are kept per camera in ``ptz_clients``.
 """
 
@@ -12,15 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.cameras import camera_password, ptz_profile
+from xueliang.api.wall.cameras import camera_password, check_camera_host, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
 from xueliang.connectors.onvif import OnvifError, Unsupported
-from xueliang.gateway.cameras.errors import CameraAddressError
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,7 @@ async def ptz(camera_id: str, body: PtzRequest, principal: Operator, node: NodeD
     if not camera.ptz:
         raise PtzUnsupported(f"camera {camera_id} ({camera.name}) has no PTZ on record")
     profile = ptz_profile(camera)
-    try:
-        await node.guard.check(camera.host)
-    except CameraAddressError as exc:
-        raise HTTPException(422, detail=f"camera {camera_id}: {exc}") from exc
+    await check_camera_host(node, camera, camera.host, "PTZ", PtzFailed)
     client = wall.ptz.client(camera, camera_password(node, camera))
     action = body.action
     if action == "move" and not (body.pan or body.tilt or body.zoom):

@@ -9,7 +9,9 @@
     GET    /api/wall/streams                   -> upstreams of this node (state, viewers, counters)
     POST   /api/wall/warm {"cameras": [...]}    -> start upstreams ahead of viewers (tours), kept grace_s
 
-Operators (and admins) only. Only the session's owner or an admin may delete it.
+Operators (and admins) only. Only the session's owner or an admin may delete it. A camera whose
+address is outside the allowed networks, or whose stored password cannot be decrypted, is a 409
+(as for PTZ: see ``xueliang.api.wall.errors``); a camera that cannot be read is a 502.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from xueliang.api.wall.cameras import camera_source
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import WallError
 from xueliang.api.wall.models import UpstreamInfo
-from xueliang.gateway.errors import NotFound
+from xueliang.gateway.errors import NotFound, SecretUnreadable
 from xueliang.gateway.models import Role
 
 router = APIRouter(prefix="/api/wall", tags=["wall"])
@@ -113,6 +115,6 @@ async def warm(body: WarmRequest, _: Operator, node: NodeDep, wall: WallDep) -> 
             result.warmed.append(wall.relay.warm(await camera_source(node, camera)))
         except NotFound:
             result.refused[camera_id] = "no such camera"
-        except WallError as exc:
+        except (WallError, SecretUnreadable) as exc:
             result.refused[camera_id] = str(exc)
     return result

@@ -10,14 +10,16 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from cryptography.fernet import Fernet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.wall.conftest import WallEnv, add_user
+from tests.wall.conftest import CAMERA_PASSWORD, WallEnv, add_user
 from tests.wall.helpers import wait_until
 from xueliang.api.wall.saved import WallDocument
 from xueliang.api.wall.sessions import filter_candidates
 from xueliang.gateway.models import Role
+from xueliang.gateway.security import CameraCipher
 from xueliang.gateway.wall_settings import WallSettings
 
 SDP = {"Content-Type": "application/sdp"}
@@ -213,13 +215,37 @@ async def test_ptz_reaches_the_simulated_dome_over_onvif(http_env: WallEnv) -> N
     async with client(http_env, http_env.technician) as c:
         assert (await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"})).status_code == 403
 
+
+async def test_whep_and_ptz_answer_a_camera_the_node_must_not_or_cannot_use_alike(http_env: WallEnv) -> None:
+    """Outside the allowed networks, or a stored password the key cannot decrypt: the same 409 and
+    message on both routes (the technician fixes the record or the settings), before any camera
+    is contacted."""
+    dome = http_env.sim.cameras[0].ptz
+    assert dome is not None
     cameras = http_env.gateway.node.stores.cameras
-    moved = (await cameras.get("cam-0")).model_copy(update={"host": "10.44.0.9"})
-    await cameras.upsert(moved)
+    original = await cameras.get("cam-0")
+    outside = original.model_copy(
+        update={
+            "host": "10.44.0.9",
+            "profiles": [p.model_copy(update={"stream_uri": "rtsp://10.44.0.9:554/ch1"}) for p in original.profiles],
+        }
+    )
+    other_key = CameraCipher(Fernet.generate_key().decode())
+    unreadable = original.model_copy(update={"password_enc": other_key.encrypt(CAMERA_PASSWORD)})
+    cases = [
+        (outside, ["10.44.0.9 is outside the allowed networks", "add it to security.allowed_networks"]),
+        (unreadable, ["password cannot be decrypted", "re-enter the camera's password"]),
+    ]
     async with client(http_env, http_env.operator) as c:
-        refused = await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"})
-    assert refused.status_code == 422 and "10.44.0.9 is outside the allowed networks" in refused.json()["detail"]
-    assert len(dome.commands) == 4  # nothing reached any camera
+        for record, says in cases:
+            await cameras.upsert(record)
+            whep = await c.post("/api/wall/whep/cam-0", content="v=0\r\n", headers=SDP)
+            ptz = await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"})
+            for answer in (whep, ptz):
+                detail = answer.json()["detail"]
+                assert answer.status_code == 409, (answer.request.url.path, answer.status_code, detail)
+                assert detail.startswith(f"camera cam-0 ({original.name}): ") and all(s in detail for s in says)
+    assert not dome.commands  # nothing reached the camera
 
 
 async def test_the_page_is_served_without_anything_from_the_internet(http_env: WallEnv) -> None:
