@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from xueliang.api.wall.errors import (
+    CameraAddressRefused,
     CapacityReached,
     NoLiveStream,
     OfferRejected,
@@ -42,6 +43,7 @@ STATUS_BY_ERROR: tuple[tuple[type[GatewayError], int], ...] = (
     (ConfigError, 422),
     # the live wall's (xueliang.api.wall.errors)
     (NoLiveStream, 409),
+    (CameraAddressRefused, 409),
     (PtzUnsupported, 409),
     (RelayNotRunning, 503),
     (OfferRejected, 400),
