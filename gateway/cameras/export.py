@@ -4,13 +4,19 @@ The columns the importer reads come first under the names it accepts (``id``, ``
 ``host``, ``port``, ...), so an exported list round-trips; read-only columns (status, identity,
 last error) follow and are ignored on import. Passwords are never exported; importing a row
 without a password keeps the password the camera has on record.
+
+Formula injection: a text cell starting with ``= + - @`` (or a tab / carriage return) is a formula
+to Excel and WPS (``=cmd|' /C calc'!A0`` in a camera's name runs a program on the technician's PC
+when the export is opened). CSV text cells get a leading ``'`` (:func:`neutralise`), which the
+importer takes off again (:func:`unneutralise`), so a list still round-trips; XLSX text cells are
+written as text cells, never formulas, with the characters XML cannot hold left out.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from xueliang.gateway.models import CameraQuery, CameraRecord
 from xueliang.gateway.stores.base import CameraRegistry
@@ -21,6 +27,23 @@ COLUMNS = (
     "analysis_profile", "stream_uri", "snapshot_uri", "last_seen", "last_error",
 )  # fmt: skip
 PAGE = 5000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+GUARD = "'"
+
+
+def neutralise(value: str) -> str:
+    """``"=cmd|..."`` -> ``"'=cmd|..."``: a text cell a spreadsheet will not run as a formula. A text
+    that only looks guarded (``"'=x"``) gets a guard too, so :func:`unneutralise` gives it back whole."""
+    return GUARD + value if value.lstrip(GUARD).startswith(FORMULA_STARTS) else value
+
+
+def unneutralise(value: str) -> str:
+    """The inverse of :func:`neutralise`, for text cells read back from an exported CSV list."""
+    return value[1:] if value.startswith(GUARD) and value.lstrip(GUARD).startswith(FORMULA_STARTS) else value
+
+
+def _csv_cells(row: Sequence[str | int | float]) -> list[str | int | float]:
+    return [neutralise(cell) if isinstance(cell, str) else cell for cell in row]
 
 
 def row_of(camera: CameraRecord) -> list[str | int | float]:
@@ -54,19 +77,29 @@ def to_csv(cameras: list[CameraRecord]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    writer.writerows(row_of(c) for c in cameras)
+    writer.writerows(_csv_cells(row_of(c)) for c in cameras)
     return buffer.getvalue().encode("utf-8-sig")
 
 
 def to_xlsx(cameras: list[CameraRecord]) -> bytes:
     """An XLSX workbook, one sheet. CPU work: call it in a thread."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("cameras")
     sheet.append(list(COLUMNS))
     for camera in cameras:
-        sheet.append(row_of(camera))
+        cells: list[WriteOnlyCell | int | float] = []
+        for value in row_of(camera):
+            if isinstance(value, str):
+                cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", value))
+                cell.data_type = "s"  # openpyxl makes a string starting with "=" a formula
+                cells.append(cell)
+            else:
+                cells.append(value)
+        sheet.append(cells)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -19,20 +19,20 @@ from __future__ import annotations
 import csv
 import io
 import math
-import zipfile
-import zlib
-from collections.abc import Callable, Generator
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from xml.etree.ElementTree import ParseError as XmlParseError
 
-from lxml.etree import XMLSyntaxError
 from pydantic import Field, ValidationError
 
 from xueliang.gateway.cameras.errors import ImportFileError
+from xueliang.gateway.cameras.export import unneutralise
 from xueliang.gateway.cameras.models import CameraSpec, normalise_host
 from xueliang.gateway.cameras.settings import DEFAULT_MAX_IMPORT_ROWS
+from xueliang.gateway.cameras.workbook import Records, check_xlsx, xlsx_records
 from xueliang.gateway.models import Location, PatrolPolicy
 
 __all__ = ["CameraRow", "ImportFileError", "ParsedFile", "RowProblem", "parse_camera_file"]
@@ -56,14 +56,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "priority": ("priority", "patrolpriority", "优先级", "巡查优先级"),
 }
 REQUIRED = ("host",)
-MAX_COLUMNS = 1024  # cells of an XLSX row read; a camera list has ~15 columns, a sheet up to 16,384
+TEXT_COLUMNS = ("id", "name", "username", "region_code", "district", "township", "grid_code", "street_address")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # left after line breaks and tabs became spaces
 T = TypeVar("T")
-Records = Generator[list[str], None, None]  # the rows of a file as text cells, header first
-
-# What openpyxl raises on a damaged workbook, by kind (see the module docstring).
-XLSX_CONTAINER_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError)
-XLSX_XML_ERRORS = (XmlParseError, XMLSyntaxError)
-XLSX_CONTENT_ERRORS = (KeyError, ValueError, TypeError, IndexError, OSError)
 
 CATEGORIES: dict[str, str] = {
     "道路": "road",
@@ -113,11 +108,23 @@ class ParsedFile:
 
 
 def _norm(header: str) -> str:
-    return "".join(str(header).lower().replace("\ufeff", "").split()).replace("_", "").replace("-", "")
+    """``"IP 地址"``, ``"ＩＰ地址"`` (full-width, as a Chinese IME types it), ``"ip_address"`` -> one key."""
+    text = unicodedata.normalize("NFKC", str(header)).lower().replace("\ufeff", "")
+    return "".join(text.split()).replace("_", "").replace("-", "")
+
+
+def _lookup() -> dict[str, str]:
+    return {_norm(alias): canonical for canonical, aliases in HEADERS.items() for alias in aliases}
+
+
+def _names_address(headers: list[str]) -> bool:
+    """Whether a first row is a camera list's header (it names the one required column)."""
+    lookup = _lookup()
+    return any(lookup.get(_norm(header)) == "host" for header in headers)
 
 
 def _column_map(headers: list[str]) -> tuple[dict[int, str], list[str]]:
-    lookup = {_norm(alias): canonical for canonical, aliases in HEADERS.items() for alias in aliases}
+    lookup = _lookup()
     mapping: dict[int, str] = {}
     unknown: list[str] = []
     for index, header in enumerate(headers):
@@ -125,6 +132,12 @@ def _column_map(headers: list[str]) -> tuple[dict[int, str], list[str]]:
         if canonical is None:
             if str(header).strip():
                 unknown.append(str(header))
+        elif canonical in mapping.values():
+            first = next(i for i, c in mapping.items() if c == canonical)
+            raise ImportFileError(
+                f"columns {first + 1} ({headers[first]!r}) and {index + 1} ({header!r}) both name the camera's "
+                f"{canonical}: keep one of them, or rename the other (e.g. 备注) so it is not read"
+            )
         else:
             mapping[index] = canonical
     missing = [c for c in REQUIRED if c not in mapping.values()]
@@ -181,7 +194,20 @@ def _finite(value: str) -> float:
     return number
 
 
-def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> CameraRow | None:
+def _clean_text(value: str) -> str:
+    """A text cell as stored: line breaks and tabs (Alt+Enter in a cell) made single spaces;
+    ``ValueError`` for any other control character."""
+    text = " ".join(value.split())
+    bad = CONTROL.search(text)
+    if bad is not None:
+        code = f"U+{ord(bad.group()):04X}"
+        raise ValueError(f"contains the control character {code} at position {bad.start() + 1}; delete it")
+    return text
+
+
+def _row(number: int, values: dict[str, str], problems: list[RowProblem], *, guarded: bool) -> CameraRow | None:
+    """One row's camera, or None with its problems added; ``guarded``: a CSV, whose text cells may
+    carry an export's formula guard (``'=...``, undone here)."""
     found: list[RowProblem] = []
 
     def convert(column: str, parse: Callable[[str], T], default: T) -> T:
@@ -192,13 +218,16 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> Cam
             found.append(RowProblem(number, column, str(exc) or f"{raw!r} is out of range"))
             return default
 
+    if guarded:
+        values = {k: unneutralise(v.strip()) if k in TEXT_COLUMNS else v for k, v in values.items()}
+    text = {column: convert(column, _clean_text, "") for column in TEXT_COLUMNS}
     host = convert("host", normalise_host, "")
     port = convert("port", _whole_number, 80)
     lat: float | None = convert("lat", _finite, None)
     lon: float | None = convert("lon", _finite, None)
     category = convert("category", _category, "")
     priority = convert("priority", _priority, 3)
-    region = values.get("region_code", "").strip()
+    region = text["region_code"]
     if region and not (len(region) == 6 and region.isdigit()):
         found.append(RowProblem(number, "region_code", f"{region!r} is not a 6-digit region code (行政区划代码)"))
     if found:
@@ -207,18 +236,18 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> Cam
     try:
         return CameraRow(
             row=number,
-            id=values.get("id", "").strip(),
-            name=values.get("name", "").strip() or host,
+            id=text["id"],
+            name=text["name"] or host,
             host=host,
             port=port,
-            username=values.get("username", "").strip(),
+            username=text["username"],
             password=values.get("password", ""),
             location=Location(
                 region_code=region,
-                district=values.get("district", "").strip(),
-                township=values.get("township", "").strip(),
-                grid_code=values.get("grid_code", "").strip(),
-                address=values.get("street_address", "").strip(),
+                district=text["district"],
+                township=text["township"],
+                grid_code=text["grid_code"],
+                address=text["street_address"],
                 lat=lat,
                 lon=lon,
             ),
@@ -232,23 +261,17 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem]) -> Cam
         return None
 
 
-def _cells(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _csv_records(data: bytes) -> Records:
-    for encoding in ("utf-8-sig", "gb18030"):
+    # Excel's "Unicode text" is UTF-16 with a BOM (and tabs); without the BOM it would read as GB18030 noise.
+    encodings = ("utf-16",) if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "gb18030")
+    for encoding in encodings:
         try:
             text = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
-        raise ImportFileError("not UTF-8 or GB18030 text")
+    else:  # gb18030 decodes any byte string; UTF-16 can be cut short
+        raise ImportFileError("not UTF-8, GB18030 or UTF-16 text: save the sheet again as CSV UTF-8 (逗号分隔)")
     try:
         delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
     except csv.Error:
@@ -263,43 +286,6 @@ def _csv_records(data: bytes) -> Records:
         ) from exc
 
 
-def _xlsx_records(data: bytes) -> Records:
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (*XLSX_CONTAINER_ERRORS, *XLSX_XML_ERRORS, *XLSX_CONTENT_ERRORS) as exc:
-        raise ImportFileError(
-            f"not a readable XLSX workbook ({_xlsx_problem(exc)}); save it again or send CSV"
-        ) from exc
-    row = 0
-    try:
-        sheet = book.worksheets[0]
-        sheet.reset_dimensions()  # read the rows present, not a (possibly huge) declared size
-        for cells in sheet.iter_rows(values_only=True):
-            yield [_cells(v) for v in cells[:MAX_COLUMNS]]
-            row += 1
-    except (*XLSX_CONTAINER_ERRORS, *XLSX_XML_ERRORS, *XLSX_CONTENT_ERRORS) as exc:
-        raise ImportFileError(
-            f"the XLSX workbook is damaged after row {row} of its first sheet ({_xlsx_problem(exc)}): "
-            "open it in Excel or WPS and save it again, or send it as CSV"
-        ) from exc
-    finally:
-        book.close()
-
-
-def _xlsx_problem(exc: BaseException) -> str:
-    if isinstance(exc, XLSX_CONTAINER_ERRORS):
-        kind = "damaged ZIP container"
-    elif isinstance(exc, XLSX_XML_ERRORS):
-        kind = "invalid XML in a part"
-    else:
-        kind = "unreadable content"
-    kind_of = type(exc)
-    name = kind_of.__qualname__ if kind_of.__module__ == "builtins" else f"{kind_of.__module__}.{kind_of.__qualname__}"
-    return f"{kind}: {name}: {exc}"
-
-
 def parse_camera_file(path: Path, data: bytes | None = None, *, max_rows: int = DEFAULT_MAX_IMPORT_ROWS) -> ParsedFile:
     """Parse a CSV or XLSX camera list (``data``, or read from ``path``) of at most ``max_rows`` rows
     after the header. Raises ``ImportFileError`` only for the file as a whole."""
@@ -308,20 +294,26 @@ def parse_camera_file(path: Path, data: bytes | None = None, *, max_rows: int = 
             data = path.read_bytes()
         except OSError as exc:
             raise ImportFileError(f"cannot read the camera list {path}: {exc.strerror or exc}") from exc
-    is_xlsx = path.suffix.lower() in (".xlsx", ".xlsm") or data[:2] == b"PK"
-    records = _xlsx_records(data) if is_xlsx else _csv_records(data)
+    is_xlsx = data[:2] == b"PK"
+    if not is_xlsx and path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+        check_xlsx(path.name, data)
+    records = xlsx_records(data, _names_address) if is_xlsx else _csv_records(data)
     try:
-        return _parse_records(records, max_rows)
+        return _parse_records(records, max_rows, guarded=not is_xlsx)
     finally:
         records.close()
 
 
-def _parse_records(records: Records, max_rows: int) -> ParsedFile:
+def _parse_records(records: Records, max_rows: int, *, guarded: bool) -> ParsedFile:
     parsed = ParsedFile()
     header = next(records, None)
     if header is None:
         raise ImportFileError("the file is empty: the first row must name the columns")
     mapping, parsed.unknown_columns = _column_map(header)
+    width = len(header)
+    while width and not str(header[width - 1]).strip():
+        width -= 1  # trailing empty header cells name nothing
+    first_with_id: dict[str, int] = {}
     for number, record in enumerate(records, start=2):
         if number - 1 > max_rows:
             raise ImportFileError(
@@ -332,11 +324,37 @@ def _parse_records(records: Records, max_rows: int) -> ParsedFile:
             continue
         parsed.total += 1
         values = {mapping[i]: cell for i, cell in enumerate(record) if i in mapping}
-        row = _row(number, values, parsed.problems)
+        if any(cell.strip() for cell in record[width:]):
+            # The values are shifted (a password cut at a comma): provisioning them would lose data, and
+            # checking them would quote a piece of a password as, say, the address.
+            parsed.problems.append(RowProblem(number, "row", _overflow_message(record, width)))
+            parsed.invalid[number] = (_one_line(values.get("name", "")), "")
+            continue
+        row = _row(number, values, parsed.problems, guarded=guarded)
+        if row is not None and row.id:
+            earlier = first_with_id.setdefault(row.id, number)
+            if earlier != number:
+                message = f"与第 {earlier} 行编号重复 / same camera id as row {earlier}: give each camera its own id"
+                parsed.problems.append(RowProblem(number, "id", message))
+                row = None
         if row is not None:
             parsed.rows.append(row)
         else:
             address = values.get("host", "").strip()
             port = values.get("port", "").strip()
-            parsed.invalid[number] = (values.get("name", "").strip(), f"{address}:{port}" if port else address)
+            parsed.invalid[number] = (_one_line(values.get("name", "")), f"{address}:{port}" if port else address)
     return parsed
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _overflow_message(record: list[str], width: int) -> str:
+    """Why a row with values right of the last named column is refused; no cell is quoted (one of
+    them may be a password)."""
+    last = max(i for i, cell in enumerate(record) if cell.strip()) + 1
+    return (
+        f"{last} cells, but the header names {width} columns: a value with the separator (, or ;) in it "
+        "shifted the cells after it; put that value in double quotes, or name the extra columns in the first row"
+    )

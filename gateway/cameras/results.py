@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from xueliang.gateway.cameras.errors import ImportFileError
+from xueliang.gateway.cameras.export import neutralise, unneutralise
 from xueliang.gateway.cameras.models import RowResult
 
 COLUMNS = ("row", "name", "address", "status", "camera_id", "reason", "fingerprint")
@@ -27,11 +28,11 @@ FLUSH_EVERY = 200  # rows buffered before a write; a crash loses at most these (
 def _line(result: RowResult) -> list[str]:
     return [
         str(result.row),
-        result.name,
-        result.address,
+        neutralise(result.name),
+        neutralise(result.address),
         result.status,
         result.camera_id,
-        result.reason,
+        neutralise(result.reason),
         result.fingerprint,
     ]
 
@@ -115,11 +116,11 @@ def read_results(path: Path) -> list[RowResult]:
         results.append(
             RowResult(
                 row=row,
-                name=line["name"] or "",
-                address=line["address"] or "",
+                name=unneutralise(line["name"] or ""),
+                address=unneutralise(line["address"] or ""),
                 status=line["status"] or "",
                 camera_id=line["camera_id"] or "",
-                reason=line["reason"] or "",
+                reason=unneutralise(line["reason"] or ""),
                 fingerprint=line["fingerprint"] or "",
             )
         )

@@ -165,7 +165,7 @@ def test_a_csv_field_over_the_csv_limit_is_a_file_error_naming_the_line(tmp_path
 
 
 def test_a_truncated_or_damaged_workbook_is_a_file_error(tmp_path: Path) -> None:
-    with pytest.raises(ImportFileError, match=r"damaged after row \d+ of its first sheet \(invalid XML") as cut:
+    with pytest.raises(ImportFileError, match=r"damaged after row \d+ of its sheet 'Sheet' \(invalid XML") as cut:
         parse_camera_file(write(tmp_path, "cut.xlsx", truncated_sheet()))
     assert "ParseError" in str(cut.value) and "save it again" in str(cut.value)
 
