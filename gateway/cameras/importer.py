@@ -1,4 +1,4 @@
-"""Reading camera lists that technicians bring: CSV (UTF-8 with or without BOM, GB18030, or UTF-16 with a BOM)
+"""Reading camera lists that technicians bring: CSV (UTF-8 with or without BOM, GB18030, or UTF-16 with a BOM) and
 XLSX, with Chinese or English column headers. Each row becomes a ``CameraRow`` or a list of
 precise problems (row number, column, what to do); one bad row never stops the others.
 
