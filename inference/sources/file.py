@@ -60,9 +60,22 @@ class FileSource:
         self._seq = 0
         self._ended = False
         if path.is_dir():
-            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as exc:
+                raise SourceUnavailable(
+                    f"camera {camera_id}: cannot list folder {path}: {exc.strerror or exc}", camera_id=camera_id
+                ) from exc
             if not self._images:
-                raise SourceUnavailable(f"camera {camera_id}: folder {path} holds no images", camera_id=camera_id)
+                raise SourceUnavailable(
+                    f"camera {camera_id}: folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                    camera_id=camera_id,
+                )
+        elif not path.exists():
+            raise SourceUnavailable(
+                f"camera {camera_id}: {path} does not exist: check the path (a video file or a folder of images)",
+                camera_id=camera_id,
+            )
         elif not path.is_file():
             raise SourceUnavailable(
                 f"camera {camera_id}: {path} is neither a video file nor a folder", camera_id=camera_id
@@ -130,10 +143,15 @@ class FileSource:
     def _decode_file(self, path: Path) -> tuple[Image, float, bytes | None]:
         data = path.read_bytes()
         self.counters.add(bytes=len(data))
-        if path.suffix.lower() in (".jpg", ".jpeg"):
-            image, scale = decode_jpeg(data, target=self.target_size, what=f"image {path}")
-            return image, scale, data
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if not data:
+            raise CorruptFrame(f"image {path}: empty file (0 bytes)")
+        try:
+            if path.suffix.lower() in (".jpg", ".jpeg"):
+                image, scale = decode_jpeg(data, target=self.target_size, what=f"image {path}")
+                return image, scale, data
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's decode limit
+            raise CorruptFrame(f"image {path}: the decoder refused {len(data)} bytes: {_cv2_reason(exc)}") from exc
         if decoded is None or decoded.ndim != 3:
             raise CorruptFrame(f"image {path}: the decoder rejected {len(data)} bytes")
         return cast(Image, decoded), 1.0, None
@@ -151,7 +169,7 @@ class FileSource:
                 if not cap.isOpened():
                     cap.release()
                     raise SourceUnavailable(
-                        f"camera {self._camera_id}: cannot open video {self.path} (not a video, or unsupported codec)",
+                        f"camera {self._camera_id}: cannot open video {self.path}: {self._why_unopened()}",
                         camera_id=self._camera_id,
                     )
                 self._cap, self._index = cap, 0
@@ -172,7 +190,25 @@ class FileSource:
                 raise SourceEnded(f"camera {self._camera_id}: video {self.path} {what}")
         raise SourceEnded(f"camera {self._camera_id}: video {self.path} ended")
 
+    def _why_unopened(self) -> str:
+        """Why FFmpeg could not open the video, as far as the file system tells."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return "the file no longer exists"
+        except OSError as exc:
+            return f"unreadable ({exc.strerror or exc})"
+        if size == 0:
+            return "the file is empty (0 bytes)"
+        return f"not a video, or a codec FFmpeg cannot decode ({size} bytes): convert it to H.264 MP4"
+
     def _release(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _cv2_reason(exc: cv2.error) -> str:
+    """The useful part of an OpenCV error ("(-215:Assertion failed) pixels <= ... in function ...")."""
+    text = str(exc).strip()
+    return text.split(" error: ", 1)[-1].splitlines()[0] if text else type(exc).__name__

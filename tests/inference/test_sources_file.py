@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,8 +90,13 @@ async def test_a_looping_folder_of_only_broken_images_ends(tmp_path: Path) -> No
 
 
 def test_missing_paths_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(SourceUnavailable, match="neither a video file nor a folder"):
+    with pytest.raises(SourceUnavailable, match=r"missing\.avi does not exist"):
         FileSource("x", tmp_path / "missing.avi")
+    fifo = tmp_path / "pipe.avi"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceUnavailable, match="neither a video file nor a folder"):
+        FileSource("x", fifo)
+    fifo.unlink()
     with pytest.raises(SourceUnavailable, match="holds no images"):
         FileSource("x", tmp_path)
 
