@@ -16,7 +16,7 @@ import pytest
 
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.detector import Detector
-from xueliang.inference.errors import SourceTimeout
+from xueliang.inference.errors import SourceAuthFailed
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 from xueliang.inference.sources import FrameSource, RtspSource, SourceState
 from xueliang.inference.sources.rtsp import backoff_delay
@@ -108,15 +108,15 @@ async def test_a_one_shot_grab_needs_no_start(simulator: CameraSimulator) -> Non
     assert source._thread is not None and not source._thread.is_alive()
 
 
-async def test_wrong_password_times_out_with_the_reason(simulator: CameraSimulator) -> None:
+async def test_wrong_password_is_refused_with_the_reason(simulator: CameraSimulator) -> None:
     source = RtspSource("sim-2", stream_url(simulator, password="not-it"), FAST)
     async with source:
-        with pytest.raises(SourceTimeout) as caught:
-            await source.latest(within=1.5)
+        with pytest.raises(SourceAuthFailed) as caught:
+            await source.latest(within=10)
     message = str(caught.value)
-    assert "camera sim-2: no frame from rtsp://127.1.0.1:" in message
-    assert "cannot open the stream" in message and "not-it" not in message
-    assert source.stats().frames == 0 and source.stats().errors >= 1
+    assert "camera sim-2: rtsp://127.1.0.1:" in message
+    assert "refused the password of user 'admin' (RTSP 401)" in message and "not-it" not in message
+    assert source.stats().frames == 0 and source.stats().errors == 1
 
 
 async def test_stop_returns_while_the_camera_never_answers(simulator: CameraSimulator) -> None:
