@@ -72,9 +72,7 @@ def xlsx_records(data: bytes, is_camera_header: Callable[[list[str]], bool]) -> 
     try:
         sheet = _camera_sheet(book.worksheets, is_camera_header)
         title = sheet.title
-        with sheet._get_source() as source:  # openpyxl's read-only sheets keep merged ranges to themselves
-            spans = _merged_spans(source)
-        merged = _MergedDown(spans)
+        merged = _MergedDown(_sheet_spans(sheet))
         for row, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield merged.fill(row, [cell_text(v) for v in cells[:MAX_COLUMNS]])
     except ImportFileError:
@@ -104,6 +102,17 @@ def _camera_sheet(sheets: list[Any], is_camera_header: Callable[[list[str]], boo
             "move them onto one sheet, or save each sheet as its own file and import each"
         )
     return found[0] if found else sheets[0]
+
+
+def _sheet_spans(sheet: Any) -> dict[int, list[Span]]:
+    """The merged ranges of a read-only sheet. openpyxl keeps them to itself in read-only mode, so
+    its private ``_get_source`` gives the sheet part; should an openpyxl release drop it, the
+    import goes on without filling merged cells (each such row then names its empty field)."""
+    get_source = getattr(sheet, "_get_source", None)
+    if get_source is None:
+        return {}
+    with get_source() as source:
+        return _merged_spans(source)
 
 
 def _merged_spans(source: IO[bytes]) -> dict[int, list[Span]]:
