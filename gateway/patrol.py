@@ -27,7 +27,7 @@ from xueliang.gateway.node import Node
 from xueliang.gateway.stores.base import Job
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector
-from xueliang.inference.errors import InferenceError
+from xueliang.inference.errors import SourceUnavailable
 from xueliang.inference.frames import Detection, Frame
 from xueliang.inference.patrol.models import PatrolJob, PatrolTarget
 from xueliang.inference.patrol.scheduler import PatrolScheduler, TargetsUnavailable
@@ -85,11 +85,12 @@ def with_credentials(url: str, login: Login | None) -> str:
     """An RTSP URL carrying the camera's credentials (how RTSP clients take them)."""
     if login is None or not login.username:
         return url
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{quote(login.username, safe='')}:{quote(login.password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # the RTSP source refuses it on read, saying why
+        return url
+    address = parts.netloc.rpartition("@")[2]  # host and port as written (IPv6 brackets kept)
+    netloc = f"{quote(login.username, safe='')}:{quote(login.password, safe='')}@{address}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -313,7 +314,9 @@ class Patrol:
             )
         if job.stream_url:
             return RtspSource(job.camera_id, with_credentials(job.stream_url, login), self.source_settings)
-        raise InferenceError(f"camera {job.camera_id} has neither a snapshot nor a stream URI: re-probe it")
+        raise SourceUnavailable(
+            f"camera {job.camera_id} has neither a snapshot nor a stream URI: re-probe it", camera_id=job.camera_id
+        )
 
     def source_for_target(self, target: PatrolTarget) -> FrameSource:
         login = self._login(target.camera_id)

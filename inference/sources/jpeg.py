@@ -83,7 +83,12 @@ def decode_jpeg(data: bytes, *, target: tuple[int, int] | None = None, what: str
     if not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
         raise CorruptFrame(f"{what}: truncated JPEG ({len(data)} bytes, no end-of-image marker)")
     factor = reduction_for(size, target)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED[factor])
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED[factor])
+    except cv2.error as exc:  # e.g. a header over OpenCV's pixel limit
+        raise CorruptFrame(
+            f"{what}: the JPEG decoder refused {len(data)} bytes ({size[0]}x{size[1]}): {exc.err or exc}"
+        ) from exc
     if image is None or image.ndim != 3:
         raise CorruptFrame(f"{what}: the JPEG decoder rejected {len(data)} bytes ({size[0]}x{size[1]})")
     return cast(Image, image), image.shape[1] / size[0]

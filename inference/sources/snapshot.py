@@ -23,7 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from yarl import URL
@@ -43,21 +42,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_USERINFO = re.compile(r"//[^/]*@")
+_USERINFO = re.compile(r"//[^@?#]*@")
 SOURCE_CACHE = 65_536  # cameras whose snapshot source (and digest challenge) a client keeps, LRU
 
 
 def redact(url: str) -> str:
-    """``url`` without credentials, for messages and logs (also when it is no parsable URL)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket: drop whatever stands before an '@'
-        return _USERINFO.sub("//", url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` without credentials, for messages and logs: whatever stands between ``//`` and the
+    first ``@`` goes, the rest is kept as written (IPv6 brackets, port), also when the URL does not
+    parse (a bad port, a password with an unencoded ``/`` or ``@``)."""
+    return _USERINFO.sub("//", url, count=1)
 
 
 class SnapshotClient:

@@ -12,6 +12,8 @@ from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import open_node
 from xueliang.gateway.patrol import Patrol, QualityOnly, with_credentials
 from xueliang.gateway.settings import load_settings
+from xueliang.inference.errors import SourceUnavailable
+from xueliang.inference.patrol.models import PatrolJob
 
 
 def camera(node_cipher_encrypt: object, cid: str, host: str, snapshot: str, stream: str) -> CameraRecord:
@@ -57,6 +59,10 @@ async def test_targets_carry_no_password_and_refuse_uris_outside_allowed_network
             assert "not connecting to 10.9.9.9" in caplog.text
             assert "s3cret" not in repr(list(targets.values())) and "s3cret" not in caplog.text
             assert all(t.credentials.username == "" for t in targets.values())
+            # a job for a camera with no usable URI is a source failure the patrol counts, not a bug
+            bare = PatrolJob(camera_id="far", due_at=0.0, queued_at=0.0, interval_s=60.0, priority=3)
+            with pytest.raises(SourceUnavailable, match="camera far has neither a snapshot nor a stream URI: re-probe"):
+                patrol.source_for_job(bare)
             reads = 0
             original = node.stores.cameras.list
 
@@ -81,3 +87,8 @@ def test_rtsp_credentials_are_url_encoded() -> None:
     url = with_credentials("rtsp://127.1.0.2:554/Streaming/Channels/102", Login("admin", "p@ss:w/rd"))
     assert url == "rtsp://admin:p%40ss%3Aw%2Frd@127.1.0.2:554/Streaming/Channels/102"
     assert with_credentials("rtsp://h/x", None) == "rtsp://h/x"
+    # the address as written: IPv6 brackets and the port kept, credentials already in the URL replaced
+    login = Login("admin", "pw")
+    assert with_credentials("rtsp://[fd00::12]:8554/live", login) == "rtsp://admin:pw@[fd00::12]:8554/live"
+    assert with_credentials("rtsp://old:creds@10.0.0.5/live", login) == "rtsp://admin:pw@10.0.0.5/live"
+    assert with_credentials("rtsp://[fd00::12/live", login) == "rtsp://[fd00::12/live"  # refused on read, not here

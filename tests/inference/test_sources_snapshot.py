@@ -26,7 +26,8 @@ from xueliang.inference.frames import Frame, Image
 from xueliang.inference.settings import DetectorSettings, SourceSettings
 from xueliang.inference.sources import FrameSource, SnapshotClient
 from xueliang.inference.sources.base import ReadThen
-from xueliang.inference.sources.jpeg import jpeg_size, reduction_for
+from xueliang.inference.sources.jpeg import decode_jpeg, jpeg_size, reduction_for
+from xueliang.inference.sources.snapshot import redact
 
 USER, PASSWORD, REALM, NONCE = "admin", "S3cret-pw", "IP Camera", "5f3c9a1b7e"
 
@@ -282,6 +283,29 @@ def test_jpeg_size_from_the_frame_header(big_jpeg: bytes) -> None:
     assert jpeg_size(b"\xff\xd8\xff\xda\x00\x02") is None  # scan data before any frame header
     assert jpeg_size(b"GIF89a....") is None
     assert jpeg_size(big_jpeg[:20]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rtsp://admin:a:b@host:99999/x", "rtsp://host:99999/x"),  # a port urlsplit refuses
+        ("http://u:p/w@h/x", "http://h/x"),  # an unencoded '/' in the password
+        ("http://admin:pw@[fd00::1]:8080/s.jpg?a=b@c", "http://[fd00::1]:8080/s.jpg?a=b@c"),  # brackets kept
+        ("http://h/snap.jpg?user=a@b", "http://h/snap.jpg?user=a@b"),  # an '@' in the query is no user
+    ],
+)
+def test_redact_drops_credentials_from_any_url(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_a_jpeg_header_over_the_decoder_limit_is_a_corrupt_frame() -> None:
+    """OpenCV raises (not returns None) for a frame header over its pixel limit: still a CorruptFrame."""
+    data = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2  # height, width
+    assert jpeg_size(bytes(data)) == (60000, 60000)
+    with pytest.raises(CorruptFrame, match=r"camera x: the JPEG decoder refused \d+ bytes \(60000x60000\)"):
+        decode_jpeg(bytes(data), what="camera x")
 
 
 @pytest.mark.parametrize(
