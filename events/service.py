@@ -16,7 +16,8 @@ How nothing is lost and nothing is sent twice. The case and its outbox item live
 3. ``outbox.add(code, {"case": ..., "body": mapped})``: idempotent by the code;
 4. the case becomes ``queued``; or ``dead`` when the outbox already holds ANOTHER case (another
    incident) under that code: two nodes share ``codes.node_tag``, and sending this one as that one
-   would lose it silently, so it is logged as an error and left for the operator.
+   would lose it silently, so it is logged as an error and left for the operator, whose retry of
+   it is refused too (``resend_refusal``): the item under the code is the other case's.
 
 A crash after 2 leaves a ``new`` case: ``start()`` adds every ``new`` case to the outbox again (a
 second ``add`` of a code that made it is a no-op), so no committed case is lost. A crash before 2
@@ -53,7 +54,7 @@ from xueliang.events.models import (
     IncidentState,
     StatusEntry,
 )
-from xueliang.events.outbox import OutboxPort
+from xueliang.events.outbox import OutboxEntry, OutboxPort
 from xueliang.events.qr import status_url
 from xueliang.events.settings import EventsSettings
 from xueliang.events.status import StatusTracker
@@ -240,8 +241,7 @@ class CaseService:
         payload = {"case": case.model_dump(mode="json"), "body": self.mapping.apply(case)}
         added = await self.outbox.add(case.code, payload)
         if not added:
-            existing = (await self.outbox.get(case.code)).payload.get("case")
-            held: dict[str, Any] = existing if isinstance(existing, dict) else {}
+            held = _held_case(await self.outbox.get(case.code))
             if held.get("incident_id") != case.incident_id:
                 await self._code_collision(case, held)
                 return
@@ -254,7 +254,7 @@ class CaseService:
     async def _code_collision(self, case: Case, held: dict[str, Any]) -> None:
         """The outbox holds ANOTHER case under this code (two nodes sharing a node tag): this one is
         never sent in its place; it goes dead with a reason the operator can act on."""
-        other = f"incident {held.get('incident_id', '?')}, camera {held.get('camera_id', '?')}"
+        other = _describe(held)
         log.error(
             "case %s: code collision: this case (incident %s, camera %s) and the one already in the outbox "
             "(%s) share the code; set a unique events.codes.node_tag per node. This case is marked dead",
@@ -272,6 +272,30 @@ class CaseService:
         dead, _ = await self.store.apply_status(case.code, entry)
         if self._on_case is not None:
             await self._on_case(dead)
+
+    async def resend_refusal(self, case: Case) -> str | None:
+        """Why ``case`` must not be re-sent under its code, or None when the outbox item under the
+        code is this case's own (the operator's retry may go ahead).
+
+        After a code collision (``_code_collision``) the item under the code is ANOTHER case's:
+        retrying it would re-send that case (or refuse it as "not dead"), never this one. Raises the
+        gateway's ``NotFound`` when nothing is in the outbox under the code."""
+        held = _held_case(await self.outbox.get(case.code))
+        if held.get("incident_id") == case.incident_id:
+            return None
+        other = _describe(held)
+        log.warning(
+            "case %s: retry refused: the outbox item under this code is another case (%s), not this one (incident %s)",
+            case.code,
+            other,
+            case.incident_id,
+        )
+        return (
+            f"案件编号冲突：发件箱中编号 {case.code} 下是另一案件（{other}），本案件不能以此编号重新发送；"
+            "请为每个节点设置唯一的 events.codes.node_tag / "
+            f"case code collision: the outbox item under {case.code} is another case ({other}), so this case "
+            "cannot be re-sent under this code; set a unique events.codes.node_tag per node"
+        )
 
     async def _delivered(self, result: DeliveryResult) -> None:
         if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
@@ -417,3 +441,14 @@ class CaseService:
             "breaker_opened": self.forwarder.breaker.stats.opened,
             "callbacks_refused": self.status.refused,
         }
+
+
+def _held_case(item: OutboxEntry) -> dict[str, Any]:
+    """The case an outbox item carries (``_enqueue`` writes ``{"case": ..., "body": ...}``); {} if none."""
+    held = item.payload.get("case")
+    return held if isinstance(held, dict) else {}
+
+
+def _describe(held: dict[str, Any]) -> str:
+    """The held case as an operator tells it apart: its incident and camera."""
+    return f"incident {held.get('incident_id', '?')}, camera {held.get('camera_id', '?')}"

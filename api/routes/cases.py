@@ -62,8 +62,11 @@ async def case_evidence(code: str, work: CaseWorkDep, _: Staff) -> FileResponse:
 
 @router.post("/api/cases/{code}/retry", summary="Send a dead case again (after fixing the cause)")
 async def retry_case(code: str, node: NodeDep, work: CaseWorkDep, _: Operator) -> dict[str, str]:
-    await _case(work, code)
+    case = await _case(work, code)
     try:
+        refusal = await work.service.resend_refusal(case)  # after a code collision: another case's item
+        if refusal is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, refusal)
         await node.stores.outbox.retry(code)
     except NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {code} is not in the outbox") from exc
