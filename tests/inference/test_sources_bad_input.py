@@ -21,7 +21,7 @@ from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.errors import CorruptFrame, SourceAuthFailed, SourceUnavailable
 from xueliang.inference.settings import SourceSettings
 from xueliang.inference.sources import FileSource, RtspSource, SourceState, paced
-from xueliang.inference.sources.rtsp import BadRtspUrl, diagnose, parse_rtsp_url
+from xueliang.inference.sources.rtsp_probe import BadRtspUrl, diagnose, parse_rtsp_url
 
 FAST = SourceSettings(rtsp_open_timeout_s=2.0, rtsp_read_timeout_s=1.0, reconnect_initial_s=0.2, reconnect_max_s=1.0)
 PASSWORD = "p@ss:w/rd%"  # every character that must be percent-encoded in a URL
@@ -142,6 +142,23 @@ async def test_a_camera_that_never_answers_is_a_timeout(simulator: CameraSimulat
     simulator.cameras[0].faults.timeout = True
     kind, why = await asyncio.to_thread(diagnose, parse_rtsp_url(url_of(simulator)), 0.3)
     assert kind.__name__ == "SourceTimeout" and "gave no RTSP answer within 0.3 s" in why
+
+
+async def test_a_port_that_answers_http_is_not_a_timeout() -> None:
+    """FFmpeg raises the same InvalidDataError for 'no answer' and 'not RTSP': an answer at once is the latter."""
+
+    async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        kind, why = await asyncio.to_thread(diagnose, parse_rtsp_url(f"rtsp://admin:s3cret@127.0.0.1:{port}/x"), 5.0)
+    assert kind is SourceUnavailable and f"127.0.0.1:{port} does not speak RTSP" in why
+    assert_no_secret(why)
 
 
 def test_parse_keeps_ipv6_brackets_and_decodes_credentials() -> None:
