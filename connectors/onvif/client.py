@@ -21,7 +21,7 @@ from types import TracebackType
 import aiohttp
 
 from xueliang.connectors.onvif import ns
-from xueliang.connectors.onvif.errors import AuthFailed, DeviceFault, MalformedResponse, Unsupported
+from xueliang.connectors.onvif.errors import AuthFailed, DeviceFault, MalformedResponse, OnvifError, Unsupported
 from xueliang.connectors.onvif.events import PullPointSubscription
 from xueliang.connectors.onvif.media import MediaReader, MediaVersion, choose_profiles, mark_sub_streams
 from xueliang.connectors.onvif.models import DeviceIdentity, MediaProfile, ProbeResult, PtzPreset
@@ -34,7 +34,7 @@ from xueliang.connectors.onvif.parsers import (
 )
 from xueliang.connectors.onvif.ptz import PtzControl
 from xueliang.connectors.onvif.settings import OnvifSettings
-from xueliang.connectors.onvif.soap import SoapChannel, create_session, format_camera
+from xueliang.connectors.onvif.soap import SoapChannel, create_session, format_camera, hide_userinfo
 from xueliang.connectors.onvif.urls import AddressFixer
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class OnvifClient:
         self._fixer = AddressFixer(host, port, enabled=settings.rewrite_addresses)
         self.device_xaddr = f"http://{self.camera}{DEVICE_SERVICE_PATH}"
         self._services: ServiceList | None = None
+        self._unusable: dict[str, str] = {}  # service namespace -> why its advertised address was dropped
         self.used_capabilities_fallback = False
 
     async def __aenter__(self) -> OnvifClient:
@@ -156,9 +157,30 @@ class OnvifClient:
             answer = await channel.call("devicemgmt", "GetCapabilities", {"Category": "All"}, self.device_xaddr)
             found = channel.read("GetCapabilities", parse_capabilities, answer)
             self.used_capabilities_fallback = True
-        found.xaddrs = {namespace: self._fixer.service(xaddr) for namespace, xaddr in found.xaddrs.items()}
+        found.xaddrs = self._usable_xaddrs(found.xaddrs)
         self._services = found
         return found
+
+    def _usable_xaddrs(self, xaddrs: dict[str, str]) -> dict[str, str]:
+        """The advertised addresses made usable (:class:`AddressFixer`); one that is not a URL at
+        all (``http://[::1``, a port that is no number) is dropped with a warning, as if the
+        service were not offered, so the other services still work."""
+        usable = {}
+        for namespace, xaddr in xaddrs.items():
+            try:
+                usable[namespace] = self._fixer.service(xaddr)
+            except ValueError as exc:  # urllib / yarl: the address does not parse
+                why = self._unusable[namespace] = f"its address {hide_userinfo(xaddr)[:200]!r} is not a URL ({exc})"
+                logger.warning("camera %s: ignoring the %s service: %s", self.camera, namespace, why)
+        return usable
+
+    def _absent(self, operation: str, what: str, *namespaces: str) -> OnvifError:
+        """The error for a service the probe needs and does not have: ``MalformedResponse`` when the
+        camera did advertise it with a broken address, else ``Unsupported``."""
+        for namespace in namespaces:
+            if namespace in self._unusable:
+                return MalformedResponse(self.camera, operation, f"the {what} service: {self._unusable[namespace]}")
+        return Unsupported(self.camera, operation, f"the camera offers no {what} service")
 
     async def _ready(self) -> SoapChannel:
         channel = self._open()
@@ -169,7 +191,7 @@ class OnvifClient:
     async def _xaddr(self, namespace: str, what: str) -> str:
         xaddr = (await self._service_list()).xaddrs.get(namespace)
         if not xaddr:
-            raise Unsupported(self.camera, what, f"the camera offers no {what} service")
+            raise self._absent(what, what, namespace)
         return xaddr
 
     # ------------------------------------------------------------------ probe
@@ -224,7 +246,7 @@ class OnvifClient:
         elif ns.MEDIA in services.xaddrs:
             version, xaddr = 1, services.xaddrs[ns.MEDIA]
         else:
-            raise Unsupported(self.camera, "probe", "the camera offers neither a Media nor a Media2 service")
+            raise self._absent("probe", "Media", ns.MEDIA2, ns.MEDIA)
         return MediaReader(self._open(), xaddr, version, self._fixer)
 
     async def _probe_presets(self, profiles: list[MediaProfile], live: str) -> list[PtzPreset]:

@@ -37,7 +37,8 @@ by :func:`classify_fault`, which the gateway's lean sweep path uses too)::
         camera's service list                                                  -> Unsupported
     any other SOAP fault                                                       -> DeviceFault
     lxml.etree.XMLSyntaxError on a SOAP-looking answer, a DTD, a missing
-        element (parsers.ParseError), aiohttp.InvalidURL from a camera address -> MalformedResponse
+        element (parsers.ParseError), aiohttp.InvalidURL / NonHttpUrlClientError
+        from a camera address, an answer past onvif.max_answer_bytes           -> MalformedResponse
 
 zeep's ``Fault``/``TransportError`` and onvif-zeep-async's ``ONVIFError`` never reach callers:
 zeep only builds requests here, and the answers are read by this connector's own parsers.

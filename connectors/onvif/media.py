@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from xueliang.connectors.onvif import ns
-from xueliang.connectors.onvif.errors import DeviceFault, Unsupported
+from xueliang.connectors.onvif.errors import DeviceFault, MalformedResponse, Unsupported
 from xueliang.connectors.onvif.models import MediaProfile
 from xueliang.connectors.onvif.parsers import parse_media_uri, parse_profiles_media1, parse_profiles_media2
 from xueliang.connectors.onvif.soap import SoapChannel
-from xueliang.connectors.onvif.urls import AddressFixer
+from xueliang.connectors.onvif.urls import SNAPSHOT_SCHEMES, STREAM_SCHEMES, AddressFixer, uri_problem
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class MediaReader:
         return self._channel.read("GetProfiles", parse_profiles_media1, answer)
 
     async def stream_uri(self, token: str) -> str:
-        """The profile's RTSP URI; "" when the camera refuses it for this profile (logged)."""
+        """The profile's RTSP URI; "" when the camera refuses it for this profile or gives one that
+        cannot be used (relative, not RTSP, not a URI: logged)."""
         try:
             if self.version == 2:
                 answer = await self._channel.call_plain(
@@ -53,7 +54,12 @@ class MediaReader:
         except (DeviceFault, Unsupported) as exc:
             logger.warning("camera %s: no stream URI for profile %s: %s", self._channel.camera, token, exc.detail)
             return ""
-        return self._fixer.stream(self._channel.read("GetStreamUri", parse_media_uri, answer))
+        uri = self._channel.read("GetStreamUri", parse_media_uri, answer)
+        problem = uri_problem(uri, STREAM_SCHEMES)
+        if problem is not None:  # like a refusal: this profile has no stream, the others may
+            logger.warning("camera %s: stream URI of profile %s unusable: %s", self._channel.camera, token, problem)
+            return ""
+        return self._fixer.stream(uri)
 
     async def snapshot_uri(self, token: str) -> str:
         """The profile's JPEG snapshot URI; "" when the camera has none (many do not: that is fine)."""
@@ -64,10 +70,28 @@ class MediaReader:
                 )
             else:
                 answer = await self._channel.call("media", "GetSnapshotUri", {"ProfileToken": token}, self.xaddr)
+            uri = self._channel.read("GetSnapshotUri", parse_media_uri, answer)
         except (DeviceFault, Unsupported) as exc:
             logger.info("camera %s: no snapshot URI for profile %s: %s", self._channel.camera, token, exc.detail)
             return ""
-        return self._fixer.service(self._channel.read("GetSnapshotUri", parse_media_uri, answer))
+        except MalformedResponse as exc:  # snapshots are optional: a broken answer must not fail the probe
+            logger.warning(
+                "camera %s: snapshot URI of profile %s unreadable, going on without: %s",
+                self._channel.camera,
+                token,
+                exc.detail,
+            )
+            return ""
+        problem = uri_problem(uri, SNAPSHOT_SCHEMES)
+        if problem is not None:
+            logger.warning(
+                "camera %s: snapshot URI of profile %s unusable, going on without: %s",
+                self._channel.camera,
+                token,
+                problem,
+            )
+            return ""
+        return self._fixer.service(uri)
 
 
 def mark_sub_streams(profiles: Sequence[MediaProfile]) -> list[MediaProfile]:

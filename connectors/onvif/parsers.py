@@ -9,6 +9,8 @@ unreadable; the SOAP layer turns that into ``MalformedResponse`` naming the came
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -28,20 +30,30 @@ class ParseError(ValueError):
     """An answer lacks a required element or holds an unreadable value."""
 
 
-def make_parser() -> etree.XMLParser:
+def make_parser(encoding: str | None = None) -> etree.XMLParser:
     """A parser that never expands entities, loads DTDs or touches the network (billion laughs,
-    XXE). One per thread: lxml parser objects must not be shared between threads."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    XXE). One per thread: lxml parser objects must not be shared between threads. ``encoding``
+    overrides the one the document declares."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, encoding=encoding)
 
 
 _LOOP_PARSER = make_parser()  # used only on the event loop's thread
+_LOOP_GB_PARSER = make_parser("GB18030")  # likewise, for answers declaring a Chinese GB encoding
+
+# Camera quirk: Chinese firmwares declare encoding="GB2312" (or GBK) and then send names
+# (device, profile, preset) with GBK-only characters, which a strict GB2312 decoder refuses.
+# GB18030 is a superset of both: reading such answers as GB18030 loses nothing.
+_GB_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"'](gb2312|gbk|gb_2312-80|x-gbk|cp936)[\"']", re.I)
 
 
 def parse_xml(content: bytes, parser: etree.XMLParser | None = None) -> Element:
     """Parse untrusted XML; refuses documents with a DTD (SOAP forbids them).
 
-    Raises ``etree.XMLSyntaxError`` for broken XML and :class:`ParseError` for a DTD.
+    ``parser`` is for a worker thread (:func:`make_parser`); on the event loop's thread leave it
+    out. Raises ``etree.XMLSyntaxError`` for broken XML and :class:`ParseError` for a DTD.
     """
+    if _GB_DECLARATION.match(content[:200].lstrip(b"\xef\xbb\xbf")):
+        parser = _LOOP_GB_PARSER if parser is None else make_parser("GB18030")
     root = etree.fromstring(content, parser=parser or _LOOP_PARSER)
     if root.getroottree().docinfo.doctype:
         raise ParseError("the document declares a DTD, which SOAP does not allow")
@@ -119,17 +131,19 @@ def _required(element: Element, path: str, what: str) -> Element:
 def _int(text: str, what: str) -> int:
     try:
         return int(float(text)) if text else 0
-    except ValueError:
-        raise ParseError(f"{what} is not a number: {text!r}") from None
+    except (ValueError, OverflowError):  # "abc", "NaN"; "INF", "1e400"
+        raise ParseError(f"{what} is not a number: {text[:40]!r}") from None
 
 
 def _float_or_none(text: str | None) -> float | None:
+    """A finite number, or None when absent or unreadable (``NaN`` and ``INF`` included)."""
     if text is None or not text.strip():
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def parse_datetime(text: str | None) -> datetime | None:
@@ -170,13 +184,13 @@ def parse_system_date_time(response: Element) -> datetime | None:
             _int(_text(date, "{*}Day"), "Day"),
             tzinfo=UTC,
         )
-    except ValueError as exc:
-        raise ParseError(f"UTCDateTime holds an impossible date: {exc}") from None
-    return day + timedelta(
-        hours=_int(_text(time, "{*}Hour"), "Hour"),
-        minutes=_int(_text(time, "{*}Minute"), "Minute"),
-        seconds=_int(_text(time, "{*}Second"), "Second"),
-    )
+        return day + timedelta(
+            hours=_int(_text(time, "{*}Hour"), "Hour"),
+            minutes=_int(_text(time, "{*}Minute"), "Minute"),
+            seconds=_int(_text(time, "{*}Second"), "Second"),
+        )
+    except (ValueError, OverflowError) as exc:  # month 13; an hour of 10^12 or past year 9999
+        raise ParseError(f"UTCDateTime holds an impossible date or time: {exc}") from None
 
 
 def parse_device_information(response: Element) -> DeviceIdentity:
@@ -271,13 +285,17 @@ def _profile(node: Element, encoder: Element | None, source: str, *, ptz: bool) 
     if encoder is None:
         return MediaProfile(token, name, encoding="", width=0, height=0, fps=0.0, ptz=ptz, video_source=source)
     fps = _float_or_none(_text(encoder, "{*}RateControl/{*}FrameRateLimit"))
+    width = _int(_text(encoder, "{*}Resolution/{*}Width"), f"profile {token} width")
+    height = _int(_text(encoder, "{*}Resolution/{*}Height"), f"profile {token} height")
+    if width < 0 or height < 0:
+        raise ParseError(f"profile {token} has a negative resolution {width}x{height}")
     return MediaProfile(
         token=token,
         name=name,
         encoding=normalise_encoding(_text(encoder, "{*}Encoding")),
-        width=_int(_text(encoder, "{*}Resolution/{*}Width"), f"profile {token} width"),
-        height=_int(_text(encoder, "{*}Resolution/{*}Height"), f"profile {token} height"),
-        fps=fps if fps is not None else 0.0,
+        width=width,
+        height=height,
+        fps=fps if fps is not None and fps > 0 else 0.0,  # unreadable or absurd: unknown
         ptz=ptz,
         video_source=source,
     )

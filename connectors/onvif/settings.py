@@ -69,6 +69,12 @@ class OnvifSettings(BaseModel):
         ge=0,
         description="Answers larger than this are parsed in a worker thread instead of on the event loop",
     )
+    max_answer_bytes: int = Field(
+        16 << 20,
+        ge=1 << 16,
+        le=1 << 30,
+        description="Largest SOAP answer accepted from a camera, bytes; a larger one is refused unread",
+    )
     subscription_s: int = Field(60, ge=10, le=86_400, description="PullPoint subscription lifetime asked for, seconds")
     pull_timeout_s: int = Field(20, ge=1, le=600, description="How long one PullMessages may wait for events, seconds")
     pull_message_limit: int = Field(100, ge=1, le=10_000, description="Most events one PullMessages returns")

@@ -19,6 +19,7 @@ import asyncio
 import copy
 import functools
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -69,7 +70,7 @@ DROPPED_ERRORS = (
     aiohttp.ClientPayloadError,  # body cut short
 )
 NOT_HTTP_ERRORS = (aiohttp.ClientResponseError,)  # garbage instead of HTTP
-BAD_URL_ERRORS = (aiohttp.InvalidURL,)
+BAD_URL_ERRORS = (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)  # unparsable; ftp:// and other schemes
 # A pooled keep-alive connection the camera closed before our request reached it: RFC 9112 9.3.1
 # lets a client retry once (onvif-zeep-async does the same).
 RETRY_ONCE_ERRORS = (
@@ -103,6 +104,15 @@ async def parse_answer(content: bytes, in_executor_above: int) -> Element:
         return parse_xml(content)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(parse_xml, content, make_parser()))
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def hide_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@``, for messages and logs. Pure text, so it
+    works on addresses too broken to parse (a camera's XAddr may carry its credentials)."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def format_camera(host: str, port: int) -> str:
@@ -234,13 +244,14 @@ class SoapChannel:
     ) -> tuple[int, str, bytes]:
         total = timeout_s if timeout_s is not None else self._settings.timeout_s
         timeout = aiohttp.ClientTimeout(total=total, connect=min(total, self._settings.connect_timeout_s))
+        shown = hide_userinfo(address)
         for attempt in (1, 2):
             try:
                 async with self._session.post(address, data=payload, headers=headers, timeout=timeout) as response:
-                    content = await response.read()
+                    content = await self._read_bounded(response, operation)
                     return response.status, response.headers.get("Content-Type", ""), content
             except TIMEOUT_ERRORS:
-                raise Timeout(self.camera, operation, f"no answer within {total:g} s from {address}") from None
+                raise Timeout(self.camera, operation, f"no answer within {total:g} s from {shown}") from None
             except RETRY_ONCE_ERRORS as exc:
                 if attempt == 2:
                     raise Unreachable(self.camera, operation, f"the camera closed the connection ({exc})") from exc
@@ -250,23 +261,45 @@ class SoapChannel:
             except CERTIFICATE_ERRORS as exc:
                 problem = exc.certificate_error
                 reason = getattr(problem, "verify_message", "") or str(problem)
-                raise TlsFailed(
-                    self.camera, operation, f"the certificate of {address} did not verify: {reason}"
-                ) from exc
+                raise TlsFailed(self.camera, operation, f"the certificate of {shown} did not verify: {reason}") from exc
             except TLS_ERRORS as exc:
-                raise TlsFailed(self.camera, operation, f"the TLS handshake with {address} failed: {exc}") from exc
+                raise TlsFailed(self.camera, operation, f"the TLS handshake with {shown} failed: {exc}") from exc
             except CONNECT_ERRORS as exc:
                 reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
-                raise Unreachable(self.camera, operation, f"cannot connect to {address}: {reason}") from exc
+                raise Unreachable(self.camera, operation, f"cannot connect to {shown}: {reason}") from exc
             except DROPPED_ERRORS as exc:
                 raise Unreachable(self.camera, operation, f"the connection dropped: {exc}") from exc
             except NOT_HTTP_ERRORS as exc:
                 raise NotOnvif(self.camera, operation, f"the answer is not valid HTTP ({exc.message})") from exc
             except BAD_URL_ERRORS as exc:
                 raise MalformedResponse(
-                    self.camera, operation, f"the camera gave an unusable address {address!r}"
+                    self.camera, operation, f"the camera gave an unusable address {shown!r}"
                 ) from exc
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse, operation: str) -> bytes:
+        """The answer's body, refused (``MalformedResponse``) past ``onvif.max_answer_bytes``
+        without reading the rest: a broken or hostile peer must not fill the gateway's memory."""
+        limit = self._settings.max_answer_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise self._too_big(operation, f"announces {response.content_length} bytes")
+        content = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            content += chunk
+            if len(content) > limit:
+                raise self._too_big(operation, f"went past {limit} bytes")
+        return bytes(content)
+
+    def _too_big(self, operation: str, what: str) -> MalformedResponse:
+        return MalformedResponse(
+            self.camera,
+            operation,
+            f"the answer {what}, more than onvif.max_answer_bytes allows",
+            advice=(
+                "The camera (or whatever answers on that port) sends an answer far larger than any ONVIF "
+                "answer; check that the address is the camera's, or raise onvif.max_answer_bytes"
+            ),
+        )
 
 
 async def interpret_answer(

@@ -13,7 +13,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from onvif.util import normalize_url, obscure_user_pass_url
 
-from xueliang.connectors.onvif.soap import format_camera
+from xueliang.connectors.onvif.soap import format_camera, hide_userinfo
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,28 @@ def reached_stream(url: str, host: str, *, rewrite: bool = True) -> str:
     if not rewrite or not _foreign(parts, host):
         return url
     return urlunsplit(parts._replace(netloc=_netloc(parts, host, parts.port)))
+
+
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps"})
+SNAPSHOT_SCHEMES = frozenset({"http", "https"})
+
+
+def uri_problem(url: str, schemes: frozenset[str]) -> str | None:
+    """Why ``url`` (a stream or snapshot URI a camera gave) cannot be used, or None when it can:
+    it must be absolute, in one of ``schemes``, with a host and a valid port. The reason quotes the
+    URI without its credentials."""
+    shown = hide_userinfo(url)[:200]
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:  # "http://[::1", "rtsp://h:99999/"
+        return f"{shown!r} is not a valid URI ({exc})"
+    if parts.scheme.lower() not in schemes:
+        wanted = " or ".join(sorted(schemes))
+        return f"{shown!r} is not an absolute {wanted} URI"
+    if not parts.hostname:
+        return f"{shown!r} names no host"
+    return None
 
 
 class AddressFixer:
