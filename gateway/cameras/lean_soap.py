@@ -29,7 +29,7 @@ from xueliang.connectors.onvif import (
     Unreachable,
 )
 from xueliang.connectors.onvif.parsers import Element
-from xueliang.connectors.onvif.soap import format_camera, interpret_answer
+from xueliang.connectors.onvif.soap import format_camera, hide_userinfo, interpret_answer
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -170,10 +170,14 @@ class CameraConnection:
 
     async def call(self, url: str, namespace: str, operation: str, body: bytes) -> Element:
         """POST ``body`` to ``url`` and return the SOAP Body's answer element, or raise an ``OnvifError``."""
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # "http://[::1", a port out of range or not a number
+            host, port, parts = "", 0, urlsplit("")
         if parts.scheme != "http" or not host:
-            raise MalformedResponse(self.camera, operation, f"unusable service address {url!r}")
+            shown = hide_userinfo(url)[:200]
+            raise MalformedResponse(self.camera, operation, f"unusable service address {shown!r}")
         netloc = format_camera(host, port)
         request = (
             f"POST {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1\r\nHost: {netloc}\r\n"

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from xueliang.connectors.onvif import OnvifSettings
+from xueliang.connectors.onvif import MalformedResponse, OnvifSettings
 from xueliang.connectors.onvif.replay import system_date_time_response
 from xueliang.gateway.cameras.endpoints import MediaEndpoint
 from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.cameras.health import HealthChecker
+from xueliang.gateway.cameras.lean_soap import CameraConnection
 from xueliang.gateway.cameras.settings import SweepSettings
 from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 
@@ -176,3 +177,14 @@ async def test_answers_over_the_threshold_are_parsed_off_the_event_loop(
     parsed = [thread for name, thread in executor.ran if name == "parse_xml"]
     assert len(parsed) == 1  # GetStreamUri's answer; the small clock answer stays on the loop
     assert parsed[0] != threading.get_ident()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://admin:s3cr3t@[::1/onvif/media", "http://admin:s3cr3t@cam:99999/onvif", "ftp://admin:s3cr3t@cam/x"]
+)
+async def test_an_unusable_service_address_is_malformed_and_hides_its_password(url: str) -> None:
+    """Not a bare ValueError out of the sweep (an unparsable address or port), no password shown."""
+    connection = CameraConnection("cam-1", 1.0, 5.0, 1 << 20)
+    with pytest.raises(MalformedResponse, match="unusable service address") as caught:
+        await connection.call(url, "urn:ns", "GetStreamUri", b"")
+    assert "s3cr3t" not in str(caught.value)
