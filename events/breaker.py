@@ -6,8 +6,8 @@
     OPEN --(reset_s passed; one probe allowed)--> HALF_OPEN
     HALF_OPEN --probe succeeds--> CLOSED      HALF_OPEN --probe fails--> OPEN
 
-Only transient failures count (timeouts, refused connections, 5xx, 408, 429): a 4xx that refuses
-one case says the centre is up. Every transition is counted in ``stats``.
+Only transient failures count (timeouts, refused connections, 5xx, 401, 408, 429, a 2xx that is not
+a receipt): a 4xx that refuses one case says the centre is up. Every transition is counted in ``stats``.
 """
 
 from __future__ import annotations

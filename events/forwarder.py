@@ -4,10 +4,15 @@ Each round claims due items with a lease (as many as there are free request slot
 item's committed body with ``Idempotency-Key: <case code>`` and the HMAC headers (``signing``), and
 marks the outcome in the outbox:
 
-- 2xx, or 409 "already have it": delivered (the receipt is kept);
-- timeout, refused connection, 5xx, 408, 429: transient; retried after an exponential backoff with
-  full jitter (``Retry-After`` honoured), dead after ``max_attempts`` (operators retry it);
-- any other 4xx (and 3xx): permanent; dead at once with the reason.
+- 2xx with a JSON object (the receipt), or 409 "already have it" (a duplicate, whatever its body):
+  delivered (the receipt is kept);
+- timeout (``connect_timeout_s + request_timeout_s`` bounds the whole request, so a trickling answer
+  cannot outlast the lease), refused connection, 5xx, 408, 429, 401 (the signature was refused:
+  clock skew or a rotated secret, a fault of the link, not of the case), and a 2xx that is not a
+  receipt (a proxy's page: nothing says the intake has the case; the repeat meets the idempotency
+  key): transient; retried after an exponential backoff with full jitter (``Retry-After`` honoured,
+  in seconds or as an HTTP date), dead after ``max_attempts`` (operators retry it);
+- any other 4xx (and 3xx: redirects are never followed): permanent; dead at once with the reason.
 
 A circuit breaker (``breaker``) stops claiming while the intake is down and lets one probe through
 after ``breaker_reset_s``. A sender killed mid-request leaves its items ``sending``; their lease
@@ -30,6 +35,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,7 +49,7 @@ from xueliang.events.signing import signed_headers
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0
-_TRANSIENT_CODES = frozenset({408, 429})
+_TRANSIENT_CODES = frozenset({401, 408, 429})
 
 
 class ForwarderState(enum.StrEnum):
@@ -107,22 +113,41 @@ def build_client(settings: ForwarderSettings) -> httpx.AsyncClient:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return float(value) if value else None
-    except ValueError:
+    """``Retry-After`` in seconds, from either form RFC 9110 allows (delay seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def classify(response: httpx.Response) -> Mapping[str, Any]:
-    """The receipt of a successful answer; raises ``TransientDeliveryError``/``PermanentDeliveryError``."""
+    """The receipt of a successful answer; raises ``TransientDeliveryError``/``PermanentDeliveryError``.
+
+    A 409 is a duplicate whatever its body says (marked ``"duplicate": true``); a 2xx must carry a
+    JSON object, or nothing tells that the intake holds the case (retried: the repeat is idempotent)."""
     code = response.status_code
     if 200 <= code < 300 or code == 409:
         try:
             data = response.json()
         except ValueError:
-            data = {}
-        return data if isinstance(data, dict) else {"answer": data}
+            data = None
+        if code == 409:
+            return {**data, "duplicate": True} if isinstance(data, dict) else {"duplicate": True}
+        if isinstance(data, dict):
+            return data
+        raise TransientDeliveryError(
+            f"HTTP {code} without a JSON receipt (not the intake?): {response.text[:200]!r}", status_code=code
+        )
     reason = f"HTTP {code}: {response.text[:200]}"
     if code >= 500 or code in _TRANSIENT_CODES:
         raise TransientDeliveryError(reason, status_code=code, retry_after_s=_retry_after(response))
@@ -236,8 +261,12 @@ class Forwarder:
             "Idempotency-Key": item.key,
             **signed_headers(self.settings.key_id, secret, "POST", self._path, body),
         }
+        bound = self.settings.connect_timeout_s + self.settings.request_timeout_s
         try:
-            response = await client.post(self.settings.cases_path, content=body, headers=headers)
+            async with asyncio.timeout(bound):  # httpx's timeouts bound each read, not the request
+                response = await client.post(self.settings.cases_path, content=body, headers=headers)
+        except TimeoutError as exc:
+            raise TransientDeliveryError(f"timeout (no complete answer within {bound:.1f} s)") from exc
         except httpx.TimeoutException as exc:
             raise TransientDeliveryError(f"timeout ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
