@@ -14,7 +14,8 @@
     ├── EventStoreError               the incident/case store failed (SQLite unwritable, corrupt)
     ├── EvidenceError                 the evidence JPEG cannot be decoded or written
     ├── DeliveryError                 one attempt to hand a case to the intake failed
-    │   ├── TransientDeliveryError    worth retrying: timeout, refused connection, 5xx, 408, 429
+    │   ├── TransientDeliveryError    worth retrying: timeout, refused connection, 5xx, 408, 429, 401 (clock or
+    │   │                             secret), a 2xx that is no receipt
     │   └── PermanentDeliveryError    retrying cannot help: 4xx other than 408/409/429
     ├── SignatureRejected             a signed request failed verification (bad/missing signature, stale, replayed)
     └── CallbackRejected              a status callback was refused (bad signature, stale, replayed, unknown case)
@@ -100,7 +101,7 @@ class DeliveryError(EventsError):
 
 
 class TransientDeliveryError(DeliveryError):
-    """Worth retrying later (timeout, refused connection, 5xx, 408, 429)."""
+    """Worth retrying later (timeout, refused connection, 5xx, 408, 429, 401, a 2xx that is no receipt)."""
 
 
 class PermanentDeliveryError(DeliveryError):
