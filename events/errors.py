@@ -16,7 +16,7 @@
     ├── DeliveryError                 one attempt to hand a case to the intake failed
     │   ├── TransientDeliveryError    worth retrying: timeout, refused connection, 5xx, 408, 429, 401 (clock or
     │   │                             secret), a 2xx that is no receipt
-    │   └── PermanentDeliveryError    retrying cannot help: 4xx other than 408/409/429
+    │   └── PermanentDeliveryError    retrying cannot help: 3xx, 4xx other than 401/408/409/429
     ├── SignatureRejected             a signed request failed verification (bad/missing signature, stale, replayed)
     └── CallbackRejected              a status callback was refused (bad signature, stale, replayed, unknown case)
 
