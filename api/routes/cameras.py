@@ -29,6 +29,7 @@ from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_OFFSET = 2**31 - 1  # far past any registry; larger ones overflow the stores' integers
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 
 
@@ -131,7 +132,7 @@ async def list_cameras(
     category: Annotated[str | None, Query(description="road, square, station, school, ...")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Substring of name, host or address")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Cameras to skip (paging)")] = 0,
 ) -> CameraPage:
     query = CameraQuery(
         status=status_, region_code=region, township=township, grid_code=grid, category=category, search=q,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import CaseWorkDep, Operator, Staff
 from xueliang.events.errors import EventsError, IncidentNotFound
@@ -14,10 +14,14 @@ router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 
 
 class DismissRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=2, max_length=500, description="Why it is no incident (required, audited)")
 
 
 class EscalateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grade: Grade | None = Field(None, description="Force a grade; default: the grading table's")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import AdminUser, NodeDep
 from xueliang.gateway.errors import Conflict
@@ -31,23 +31,31 @@ class UserPublic(BaseModel):
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(pattern=USERNAME, description="2-64 letters, digits, _ . -")
     password: str = Field(min_length=10, max_length=256, description="At least 10 characters")
     role: Role
 
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: Role | None = None
     disabled: bool | None = None
     password: str | None = Field(None, min_length=10, max_length=256)
 
 
 class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=64)
     role: Role = Role.INTAKE
 
 
 class ApiKeyUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     disabled: bool = Field(description="true: the key is refused at once; false: it works again")
 
 

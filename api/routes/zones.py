@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xueliang.api.deps import NodeDep, Staff, Technician
 from xueliang.inference.zones import Zone
@@ -15,6 +15,8 @@ router = APIRouter(prefix="/api/cameras", tags=["zones"])
 
 
 class ZoneList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     zones: list[Zone] = Field(max_length=64, description="Every zone of the camera (replaces the old list)")
 
     @model_validator(mode="after")
