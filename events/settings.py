@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -57,6 +58,13 @@ class TableSettings(_Section):
     grading: Path | None = Field(None, description="Grading table; empty: the packaged config/grading.yaml")
     routing: Path | None = Field(None, description="Routing table; empty: the packaged config/routing.yaml")
     intake_mapping: Path | None = Field(None, description="Intake field mapping; empty: config/intake_mapping.yaml")
+
+    @field_validator("grading", "routing", "intake_mapping")
+    @classmethod
+    def _exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}; give the {info.field_name} table (YAML), or leave it empty")
+        return value
 
 
 class CodeSettings(_Section):
@@ -113,6 +121,27 @@ class ForwarderSettings(_Section):
     ca_bundle: Path | None = Field(None, description="Extra CA bundle (PEM) for the intake's certificate")
     verify_tls: bool = Field(True, description="Verify the intake's certificate; false only for a lab intake")
     sender: str = Field("", description="Name this sender leases items under (default: forwarder-<pid>)")
+
+    @field_validator("intake_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/?#\s]+", value):
+            raise ValueError(
+                f"intake_url {value!r} must be an http:// or https:// URL, e.g. https://intake.example:9100"
+            )
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except FileNotFoundError as exc:
+                raise ValueError(f"ca_bundle {value}: no such file; give the PEM file of the intake's CA") from exc
+            except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError
+                raise ValueError(f"ca_bundle {value}: cannot load it as PEM certificates ({exc})") from exc
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_request(self) -> ForwarderSettings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Layout = Literal["auto", "yolox", "nanodet", "yolov5", "yolov8", "light_person"]
 
@@ -105,3 +105,11 @@ class SourceSettings(BaseModel):
     reconnect_jitter: float = Field(
         0.2, ge=0.0, le=1.0, description="random spread of each reconnect delay (0.2 = plus or minus 20 %)"
     )
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceSettings:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError(
+                f"reconnect_max_s ({self.reconnect_max_s}) must be >= reconnect_initial_s ({self.reconnect_initial_s})"
+            )
+        return self

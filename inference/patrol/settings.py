@@ -93,6 +93,15 @@ class SchedulerSettings(BaseModel):
 
     _known_zone = field_validator("timezone")(known_timezone)
 
+    @model_validator(mode="after")
+    def _floor_above_min(self) -> SchedulerSettings:
+        if self.floor_s < self.min_interval_s:
+            raise ValueError(
+                f"floor_s ({self.floor_s}) must be >= min_interval_s ({self.min_interval_s}): a camera cannot be "
+                "visited at least every floor_s while never more often than min_interval_s"
+            )
+        return self
+
 
 class MotionSettings(BaseModel):
     """The cheap motion gate in front of the detector in watch mode."""
