@@ -39,7 +39,7 @@ class TimeWindow(BaseModel):
     """Local hours a zone is active: ``start`` to ``end`` on the given ISO weekdays (1 = Monday).
     An ``end`` earlier than ``start`` runs past midnight (the weekday is the one it starts on)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     start: time = Field(description="Local start time, e.g. 22:00")
     end: time = Field(description="Local end time, e.g. 06:00 (earlier than start: past midnight)")
@@ -63,7 +63,7 @@ class TimeWindow(BaseModel):
 class Zone(BaseModel):
     """One zone of one camera. Thresholds left ``None`` take the rule defaults (``RuleSettings``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = Field(min_length=1, max_length=64, description="Zone id, unique per camera; named in anomalies")
     name: str = Field("", description="Name shown to operators (Chinese first), e.g. 校门口 / school gate")

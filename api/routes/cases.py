@@ -30,7 +30,7 @@ async def list_cases(
     _: Staff,
     status_: Annotated[list[CaseStatus] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, description="Cases to skip (paging: 0, limit, 2*limit, ...)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Cases to skip (paging: 0, limit, 2*limit, ...)")] = 0,
 ) -> list[Case]:
     return await work.service.store.cases(status_ or list(CaseStatus), limit=limit, newest_first=True, offset=offset)
 

@@ -16,6 +16,10 @@ NAN_SCORE = (
     b'{"zones": [{"id": "a", "kind": "crowd", "polygon": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], "min_score": NaN}]}'
 )
 NAN_POINT = b'{"zones": [{"id": "a", "kind": "crowd", "polygon": [[NaN, 0.1], [0.9, 0.1], [0.9, 0.9]]}]}'
+INF_DWELL = (  # an unbounded field: was stored as null, silently "the rule's default"
+    b'{"zones": [{"id": "a", "kind": "loitering", "polygon": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], '
+    b'"dwell_s": Infinity}]}'
+)
 
 
 def strict_json(response: httpx.Response) -> object:
@@ -44,7 +48,8 @@ async def test_non_finite_numbers_are_422_naming_the_field_not_500(gateway: Runn
             ("POST", "/api/auth/login", b'{"username": NaN, "password": "x"}', ("body", "username")),
             ("PATCH", "/api/users/admin", b'{"disabled": Infinity}', ("body", "disabled")),
             ("PUT", "/api/cameras/cam-n/zones", NAN_SCORE, ("body", "zones", 0, "min_score")),
-            ("PUT", "/api/cameras/cam-n/zones", NAN_POINT, ("body", "zones", 0, "polygon")),
+            ("PUT", "/api/cameras/cam-n/zones", NAN_POINT, ("body", "zones", 0, "polygon", 0, 0)),
+            ("PUT", "/api/cameras/cam-n/zones", INF_DWELL, ("body", "zones", 0, "dwell_s")),
             ("POST", "/api/cameras", b'{"host": "127.1.0.79", "port": NaN}', ("body", "port")),
             ("PATCH", "/api/cameras/cam-n", b'{"location": {"lat": -Infinity}}', ("body", "location", "lat")),
         ]
@@ -115,6 +120,7 @@ async def test_query_parameters_out_of_range_are_422_naming_the_parameter(gatewa
     async with gateway.client(await gateway.login(*gateway.admin)) as client:
         for path, params, name in [
             ("/api/cameras", {"offset": str(10**30)}, "offset"),  # was a 500: overflowed the store's integer
+            ("/api/cases", {"offset": str(10**30)}, "offset"),
             ("/api/cameras", {"offset": "-1"}, "offset"),
             ("/api/cameras", {"limit": "0"}, "limit"),
             ("/api/cameras", {"limit": "1001"}, "limit"),
