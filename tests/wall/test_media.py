@@ -16,7 +16,7 @@ from tests.wall.conftest import VIDEO, WallEnv
 from tests.wall.helpers import wait_until
 from xueliang.api.wall import h264
 from xueliang.api.wall.cameras import camera_source
-from xueliang.api.wall.errors import SourceRefused, SourceUnavailable, SourceUnsupported
+from xueliang.api.wall.errors import CameraAddressRefused, SourceUnavailable, SourceUnsupported
 from xueliang.api.wall.gop import GopCache
 from xueliang.api.wall.models import CLOCK_RATE, AccessUnit, SourceInfo, SourceSpec, StreamMode, UpstreamState
 from xueliang.api.wall.source import SourceReader
@@ -205,7 +205,7 @@ async def test_credentials_go_into_the_rtsp_url_but_never_into_the_safe_url(env:
 async def test_a_stream_uri_outside_the_allowed_networks_is_refused(env: WallEnv) -> None:
     camera = await env.gateway.node.stores.cameras.get("cam-0")
     moved = [p.model_copy(update={"stream_uri": "rtsp://10.20.30.40:554/live"}) for p in camera.profiles]
-    with pytest.raises(SourceRefused, match=r"10\.20\.30\.40 is outside the allowed networks"):
+    with pytest.raises(CameraAddressRefused, match=r"10\.20\.30\.40 is outside the allowed networks"):
         await camera_source(env.gateway.node, camera.model_copy(update={"profiles": moved}))
 
 
