@@ -33,7 +33,7 @@ from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.cameras.sweep import HealthSweep
 from xueliang.gateway.models import CameraQuery
 from xueliang.gateway.node import open_node
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 
 VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "vtest.avi"
 PASSWORD = "Bench-Passw0rd"

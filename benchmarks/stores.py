@@ -29,7 +29,7 @@ from contextlib import contextmanager
 import redis
 
 from xueliang.gateway.models import CameraRecord, Location
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.stores import Stores, open_stores
 
 

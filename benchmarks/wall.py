@@ -89,7 +89,7 @@ async def serve_gateway(data_dir: Path, sim_http: int, sim_rtsp: int) -> None:
     from xueliang.api.wall.upstream import Upstream
     from xueliang.gateway.models import CameraRecord, CameraStatus, Role, StreamProfile, User
     from xueliang.gateway.node import Node
-    from xueliang.gateway.settings import load_settings
+    from xueliang.gateway.settings_loading import load_settings
 
     relay_latency_ms: list[float] = []
     on_unit = Upstream._on_unit

@@ -16,7 +16,7 @@ from rich.table import Table
 from xueliang.gateway import __version__
 from xueliang.gateway.cli.cameras import cameras_app
 from xueliang.gateway.cli.options import ConfigOption, settings_from
-from xueliang.gateway.settings import default_config_text
+from xueliang.gateway.settings_loading import default_config_text
 
 app = typer.Typer(
     help="Xueliang Gateway (雪亮网关): cameras over ONVIF, patrol analytics, cases, live walls.",

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from xueliang.gateway.errors import ConfigError, ConfigProblem
-from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.settings_loading import load_settings
 
 ConfigOption = Annotated[
     Path | None,

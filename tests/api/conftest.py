@@ -16,7 +16,8 @@ from tests.conftest import free_port
 from xueliang.api.app import create_app
 from xueliang.gateway.models import Role, User
 from xueliang.gateway.node import Node
-from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.settings_loading import load_settings
 
 
 @dataclass

@@ -14,7 +14,8 @@ from xueliang.connectors.onvif.replay import CaptureReplayServer
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.gateway.cameras.service import CameraService
 from xueliang.gateway.node import Node, open_node
-from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.settings_loading import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared"

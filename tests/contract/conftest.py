@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.stores import Stores, open_stores
 
 T = TypeVar("T")

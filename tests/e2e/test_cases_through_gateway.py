@@ -29,7 +29,7 @@ from xueliang.events.models import CaseStatus
 from xueliang.events.signing import signed_headers
 from xueliang.events.status import callback_body
 from xueliang.gateway.models import CameraRecord, Location
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import OutboxStatus, Stores
 from xueliang.inference.anomaly import Anomaly, Box, Evidence

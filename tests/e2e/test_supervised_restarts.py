@@ -10,7 +10,7 @@ from pathlib import Path
 
 from xueliang.events.service import ServiceState
 from xueliang.gateway.node import Node, open_node
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.wiring import assemble
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector, DetectorState

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import yaml
 
-from xueliang.gateway.settings import Settings, default_config_text, load_settings, validating_for
+from xueliang.gateway.settings import Settings, validating_for
+from xueliang.gateway.settings_loading import default_config_text, load_settings
 
 
 def test_shipped_defaults_equal_the_model_defaults_section_by_section() -> None:

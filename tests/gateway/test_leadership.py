@@ -9,7 +9,8 @@ from typing import Any
 
 from xueliang.gateway.leadership import Role, lead
 from xueliang.gateway.node import open_node
-from xueliang.gateway.settings import Settings, load_settings
+from xueliang.gateway.settings import Settings
+from xueliang.gateway.settings_loading import load_settings
 
 
 async def test_one_leader_at_a_time_and_failover(tmp_path: Path, redis_url: str) -> None:

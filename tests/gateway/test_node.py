@@ -9,7 +9,7 @@ import pytest
 
 from xueliang.gateway import node as node_module
 from xueliang.gateway.node import open_node
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 
 
 async def test_a_failing_service_is_restarted_and_the_others_keep_running(

@@ -11,7 +11,7 @@ from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import open_node
 from xueliang.gateway.patrol import Patrol, QualityOnly, with_credentials
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 from xueliang.inference.errors import SourceUnavailable
 from xueliang.inference.patrol.models import PatrolJob
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from xueliang.gateway.errors import ConfigError, ConfigProblem
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 
 DEV = "environment: development\n"
 REAL_SECRETS = {

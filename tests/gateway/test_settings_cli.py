@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from xueliang.gateway.errors import ConfigError
-from xueliang.gateway.settings import load_settings
+from xueliang.gateway.settings_loading import load_settings
 
 XUELIANG = [sys.executable, "-m", "xueliang.gateway"]
 
