@@ -54,7 +54,7 @@ _VALIDATING_FOR: contextvars.ContextVar[str] = contextvars.ContextVar("environme
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 class NodeSettings(Section):
@@ -78,7 +78,7 @@ class HttpSettings(Section):
 
 
 class SecuritySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     secret_key: SecretStr = Field(SecretStr("change-me"), description="Signs login tokens; 32+ random characters")
     camera_key: SecretStr = Field(
@@ -176,7 +176,11 @@ class Settings(BaseSettings):
     """Everything configurable, one nested model per section."""
 
     model_config = SettingsConfigDict(
-        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__", validate_default=True
+        extra="forbid",
+        allow_inf_nan=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        validate_default=True,
     )
 
     environment: Environment = Field(

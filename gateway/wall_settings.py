@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 class IceServer(BaseModel):
     """One STUN or TURN server offered to the gateway's side of every peer connection."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     urls: list[str] = Field(
         ..., min_length=1, description="stun:host:port, turn:host:port?transport=udp|tcp or turns:host:port"
@@ -37,7 +37,7 @@ class IceServer(BaseModel):
 class WallSettings(BaseModel):
     """The ``wall`` section: how the gateway relays camera video to operators' browsers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ice_servers: list[IceServer] = Field(
         default_factory=list,

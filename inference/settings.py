@@ -18,7 +18,7 @@ Layout = Literal["auto", "yolox", "nanodet", "yolov5", "yolov8", "light_person"]
 class DetectorSettings(BaseModel):
     """The ONNX detector: which model, how it runs, and how requests are queued and batched."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model_path: Path = Field(
         Path("../shared/models/yolox_nano.onnx"),
@@ -79,7 +79,7 @@ class DetectorSettings(BaseModel):
 class SourceSettings(BaseModel):
     """Frame sources: ONVIF snapshots over HTTP, RTSP streams, files."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     snapshot_timeout_s: float = Field(5.0, gt=0.0, le=120.0, description="whole snapshot request, auth included")
     snapshot_connect_timeout_s: float = Field(2.0, gt=0.0, le=60.0, description="TCP connect to a camera")

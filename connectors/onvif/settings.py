@@ -12,7 +12,7 @@ from xueliang.connectors.onvif.tls import load_ca_bundle
 
 
 class DiscoverySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timeout_s: float = Field(
         2.0, gt=0, le=60, description="How long to wait for ProbeMatches, per address or multicast"
@@ -24,7 +24,7 @@ class DiscoverySettings(BaseModel):
 
 
 class OnvifSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timeout_s: float = Field(10.0, gt=0, le=300, description="Whole-request limit for one SOAP call, seconds")
     connect_timeout_s: float = Field(5.0, gt=0, le=120, description="Limit for opening the TCP connection, seconds")

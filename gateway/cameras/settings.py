@@ -10,7 +10,7 @@ DEFAULT_MAX_IMPORT_ROWS = 100_000
 class SweepSettings(BaseModel):
     """The health sweep: every camera checked on a schedule (reachability, clock, stream URI)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(True, description="Run the health sweep on this node (one node at a time in scale-out)")
     interval_s: float = Field(
@@ -45,7 +45,7 @@ class SweepSettings(BaseModel):
 class CameraSettings(BaseModel):
     """Provisioning (one camera or thousands), the allowed-network guard and the health sweep."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     probe_timeout_s: float = Field(
         10.0, gt=0, le=300, description="Limit for each SOAP call of a provisioning probe, seconds"

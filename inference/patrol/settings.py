@@ -21,7 +21,7 @@ def _default_priority_intervals() -> dict[int, float]:
 class CategoryWindow(BaseModel):
     """Local hours in which cameras of one category are visited at least every ``interval_s``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     category: str = Field(description="Camera category this applies to (school, square, station, ...)")
     start: time = Field(description="Local start time, e.g. 07:00")
@@ -55,7 +55,7 @@ def _default_windows() -> list[CategoryWindow]:
 class SchedulerSettings(BaseModel):
     """How often each camera is patrolled."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     priority_intervals_s: dict[int, float] = Field(
         default_factory=_default_priority_intervals,
@@ -106,7 +106,7 @@ class SchedulerSettings(BaseModel):
 class MotionSettings(BaseModel):
     """The cheap motion gate in front of the detector in watch mode."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     method: Literal["diff", "mog2"] = Field(
         "diff",
@@ -125,7 +125,7 @@ class MotionSettings(BaseModel):
 class WatchSettings(BaseModel):
     """Watch mode: a continuous, motion-gated stream for selected cameras."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     fps: float = Field(5.0, gt=0, le=60, description="Frames per second taken from each watched stream")
     max_cameras: int = Field(32, ge=0, description="Most cameras watched at once; more are refused and counted")
@@ -145,7 +145,7 @@ class WatchSettings(BaseModel):
 class PipelineSettings(BaseModel):
     """The workers that take patrol jobs, grab a frame, check and detect, and apply the rules."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     workers: int = Field(8, ge=1, le=1024, description="Jobs processed at once (each waits mostly on I/O)")
     cpu_threads: int = Field(
@@ -175,7 +175,7 @@ class PipelineSettings(BaseModel):
 class AnalyticsSettings(BaseModel):
     """All of the analytics' logic side, one block."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, description="Patrol scheduler")
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings, description="Patrol workers")

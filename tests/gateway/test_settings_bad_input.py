@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import BaseModel
 
 from xueliang.gateway.errors import ConfigError, ConfigProblem
+from xueliang.gateway.settings import Settings
 from xueliang.gateway.settings_loading import load_settings
 
 DEV = "environment: development\n"
@@ -135,6 +139,65 @@ def test_contradictions_and_missing_files_are_refused_at_load(tmp_path: Path, te
     found = problems(DEV + text, tmp_path)
     assert set(found) == {key}
     assert words in found[key].message and "site.yaml, line" in found[key].message
+
+
+def test_infinite_and_nan_numbers_are_refused_with_key_and_line(tmp_path: Path) -> None:
+    # before: `.inf` was accepted where a field has no upper bound (a retry delay cap of forever, a
+    # patrol floor that never forces a visit); `.nan` compared false with every bound check
+    text = (
+        DEV
+        + "events:\n  forwarder:\n    backoff_cap_s: .inf\n"  # line 4
+        + "analytics:\n  scheduler:\n    floor_s: .Inf\n"  # line 7
+        + "    priority_intervals_s: {1: .nan, 2: 180.0, 3: 300.0, 4: 600.0, 5: 900.0}\n"  # line 8
+        + "sources:\n  reconnect_jitter: .NaN\n"  # line 10
+    )
+    found = problems(text, tmp_path)
+    expected = {
+        "events.forwarder.backoff_cap_s": 4,
+        "analytics.scheduler.floor_s": 7,
+        "analytics.scheduler.priority_intervals_s.1": 8,
+        "sources.reconnect_jitter": 10,
+    }
+    assert set(found) == set(expected)
+    for key, line in expected.items():
+        assert "finite number" in found[key].message, found[key]
+        assert f"site.yaml, line {line}" in found[key].message, found[key]
+
+
+def test_an_infinite_number_from_the_environment_names_the_variable() -> None:
+    found = problems(XUELIANG_ENVIRONMENT="development", XUELIANG_EVENTS__FORWARDER__BACKOFF_CAP_S="inf")
+    assert set(found) == {"events.forwarder.backoff_cap_s"}
+    problem = found["events.forwarder.backoff_cap_s"]
+    assert "finite number" in problem.message and "from XUELIANG_EVENTS__FORWARDER__BACKOFF_CAP_S" in problem.message
+
+
+def _models_under(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    yield model
+    for field in model.model_fields.values():
+        pending: list[Any] = [field.annotation]
+        while pending:
+            kind = pending.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                yield from _models_under(kind)
+            pending.extend(get_args(kind))
+
+
+# Sections still accepting `.inf`, in a module outside the change that refused it elsewhere; to be
+# given allow_inf_nan=False like the others (then removed from here).
+_NOT_YET_FINITE = {
+    "xueliang.inference.rules.settings.QualitySettings",
+    "xueliang.inference.rules.settings.RuleSettings",
+    "xueliang.inference.rules.settings.TrackerSettings",
+}
+
+
+def test_every_settings_section_refuses_non_finite_numbers() -> None:
+    # pydantic's config is per model, not inherited by nested sections: a section added without
+    # allow_inf_nan=False would accept `.inf` again
+    models = set(_models_under(Settings))
+    assert len(models) > 20  # the walk reaches the nested sections of every part
+    lax = {f"{m.__module__}.{m.__qualname__}" for m in models if m.model_config.get("allow_inf_nan", True)}
+    assert lax <= _NOT_YET_FINITE, sorted(lax - _NOT_YET_FINITE)
 
 
 def test_the_cli_prints_env_and_file_problems_without_a_traceback(tmp_path: Path) -> None:
