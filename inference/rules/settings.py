@@ -24,7 +24,7 @@ def known_timezone(value: str) -> str:
 class QualitySettings(BaseModel):
     """Video quality diagnosis run on every patrol frame (on a small grey copy: cheap)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(True, description="Run the quality checks on every patrol frame")
     width: int = Field(160, ge=32, le=1280, description="Width of the small copy most checks work on, pixels")
@@ -87,7 +87,7 @@ class QualitySettings(BaseModel):
 class TrackerSettings(BaseModel):
     """The IoU tracker (two-stage association by score, ByteTrack style) used in watch mode."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     high_score: float = Field(0.5, ge=0, le=1, description="Detections at or above this are matched first")
     low_score: float = Field(0.15, ge=0, le=1, description="Detections below this are ignored")
@@ -107,7 +107,7 @@ class TrackerSettings(BaseModel):
 class RuleSettings(BaseModel):
     """Defaults of the detection rules; each zone may override its own thresholds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     timezone: str = Field("Asia/Shanghai", description="Local time zone of zone active hours (IANA name)")
     person_labels: tuple[str, ...] = Field(("person",), description="Labels counted as people")

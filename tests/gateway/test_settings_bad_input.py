@@ -182,22 +182,13 @@ def _models_under(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
             pending.extend(get_args(kind))
 
 
-# Sections still accepting `.inf`, in a module outside the change that refused it elsewhere; to be
-# given allow_inf_nan=False like the others (then removed from here).
-_NOT_YET_FINITE = {
-    "xueliang.inference.rules.settings.QualitySettings",
-    "xueliang.inference.rules.settings.RuleSettings",
-    "xueliang.inference.rules.settings.TrackerSettings",
-}
-
-
 def test_every_settings_section_refuses_non_finite_numbers() -> None:
     # pydantic's config is per model, not inherited by nested sections: a section added without
     # allow_inf_nan=False would accept `.inf` again
     models = set(_models_under(Settings))
     assert len(models) > 20  # the walk reaches the nested sections of every part
     lax = {f"{m.__module__}.{m.__qualname__}" for m in models if m.model_config.get("allow_inf_nan", True)}
-    assert lax <= _NOT_YET_FINITE, sorted(lax - _NOT_YET_FINITE)
+    assert not lax, sorted(lax)
 
 
 def test_the_cli_prints_env_and_file_problems_without_a_traceback(tmp_path: Path) -> None:
