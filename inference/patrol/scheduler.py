@@ -17,6 +17,15 @@ The camera list comes from an async callable (``targets``), read every ``refresh
 ``TargetsUnavailable`` when it cannot read (the gateway wraps its store errors), and the
 scheduler keeps the list it had. One scheduler per deployment (a Redis lease in scale-out).
 The clock is injectable (``clock``): tests drive ``tick()`` with a fake one.
+
+Due times are wall-clock epoch seconds (the phase grid and the local-time windows need them), but
+the wall clock can step (an NTP step, a manual set, a resume from suspend). Each tick compares how
+far the wall clock moved with how far the monotonic clock (``monotonic``) moved; a difference of
+``CLOCK_STEP_S`` or more is a step, and every due time (pending ones and the refresh time too)
+moves by it (counted in ``clock_steps``). Without this a step back of an hour would stall every
+visit for that hour (and the camera list refresh), and a step forward would make the whole city due
+in one tick. By default ``monotonic`` is ``time.monotonic`` with the real wall clock, and the
+injected clock itself with a fake one (which then never steps).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import contextlib
 import dataclasses
 import enum
 import heapq
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -42,6 +52,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 TargetProvider = Callable[[], Awaitable[Sequence[PatrolTarget]]]
 _YIELD_EVERY = 2000  # cameras applied between two yields to the event loop
+# the wall clock and the monotonic clock disagree by this much between two reads: a step. NTP slews
+# by at most 0.5 ms per second, far below; a smaller step moves a visit by less than a tick anyway
+CLOCK_STEP_S = 1.0
 
 
 class TargetsUnavailable(InferenceError):
@@ -82,6 +95,7 @@ class SchedulerStats:
     refreshes: int = 0
     refresh_errors: int = 0
     last_tick_s: float = 0.0  # time the last tick took
+    clock_steps: int = 0  # wall clock steps followed (every due time moved by the step)
 
 
 @dataclass(slots=True)
@@ -90,7 +104,7 @@ class _Entry:
     phase: float
     interval_s: float
     next_due: float
-    version: int = 0
+    version: int = 0  # of its live heap item; from one counter for all cameras (a camera re-added is new)
     last_due: float | None = None  # due time of the last visit queued
 
 
@@ -102,17 +116,21 @@ class PatrolScheduler:
         settings: SchedulerSettings | None = None,
         *,
         clock: Clock = time.time,
+        monotonic: Clock | None = None,
     ) -> None:
         self._queue = queue
         self._targets = targets
         self._s = settings or SchedulerSettings()
         self._policy = PatrolPolicy(self._s)
         self._clock = clock
+        self._monotonic = monotonic if monotonic is not None else (time.monotonic if clock is time.time else clock)
+        self._last_read: tuple[float, float] | None = None  # (wall, monotonic) at the last read
         self._entries: dict[str, _Entry] = {}
         # refused visits (camera id -> due since), retried first: kept apart so that a tick never
         # walks the whole city's camera list to find them
         self._pending: dict[str, float] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due, priority, camera id, version)
+        self._versions = itertools.count(1)
         self._windows: frozenset[int] | None = None
         self._last_refresh: float | None = None
         self._state = SchedulerState.CREATED
@@ -161,7 +179,10 @@ class PatrolScheduler:
 
     def set_targets(self, targets: Sequence[PatrolTarget], now: float | None = None) -> None:
         """Replace the camera list: new cameras join on their own phase, removed ones leave."""
-        for _ in self._apply(targets, self._clock() if now is None else now):
+        if now is None:
+            now = self._clock()
+            self._follow_clock(now)
+        for _ in self._apply(targets, now):
             pass
 
     def _apply(self, targets: Sequence[PatrolTarget], now: float) -> Iterator[None]:
@@ -212,7 +233,7 @@ class PatrolScheduler:
             self._push(entry)
 
     def _push(self, entry: _Entry) -> None:
-        entry.version += 1
+        entry.version = next(self._versions)
         heapq.heappush(self._heap, (entry.next_due, entry.target.priority, entry.target.camera_id, entry.version))
         if len(self._heap) > 2 * len(self._entries) + 1024:
             self._heap = [(e.next_due, e.target.priority, c, e.version) for c, e in self._entries.items()]
@@ -240,6 +261,7 @@ class PatrolScheduler:
         """One scheduling round; returns the number of jobs queued."""
         started = self._clock()
         now = started
+        self._follow_clock(now)
         if self._last_refresh is None or now - self._last_refresh >= self._s.refresh_s:
             await self.refresh()
         self._current_windows(now)
@@ -278,6 +300,29 @@ class PatrolScheduler:
         self._stats.ticks += 1
         self._stats.last_tick_s = self._clock() - started
         return queued
+
+    def _follow_clock(self, now: float) -> None:
+        """Move every due time by the step when the wall clock stepped since the last read."""
+        mono = self._monotonic()
+        last, self._last_read = self._last_read, (now, mono)
+        if last is None:
+            return
+        step = (now - last[0]) - (mono - last[1])
+        if abs(step) < CLOCK_STEP_S:
+            return
+        self._stats.clock_steps += 1
+        log.warning(
+            "patrol: wall clock stepped by %+.3f s, moving %d cameras' visits with it", step, len(self._entries)
+        )
+        for entry in self._entries.values():
+            entry.next_due += step
+            if entry.last_due is not None:
+                entry.last_due += step
+        self._pending = {camera_id: due + step for camera_id, due in self._pending.items()}
+        if self._last_refresh is not None:
+            self._last_refresh += step
+        self._heap = [(e.next_due, e.target.priority, c, e.version) for c, e in self._entries.items()]
+        heapq.heapify(self._heap)
 
     def _defer(self, entry: _Entry, due_at: float, now: float) -> None:
         """Keep the visit pending (oldest due time); later slots meanwhile are merged into it."""
