@@ -16,9 +16,9 @@ import enum
 import functools
 from collections.abc import Sequence
 from datetime import datetime, time
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from xueliang.inference.frames import Detection
 
@@ -35,14 +35,41 @@ class ZoneKind(enum.StrEnum):
     NO_PARKING = "no_parking"  # a vehicle staying inside longer than a threshold
 
 
+def _not_a_number(value: object) -> object:
+    if isinstance(value, int | float):  # pydantic would read it as seconds after midnight, in UTC
+        raise ValueError(  # noqa: TRY004 - pydantic turns ValueError (not TypeError) into a ValidationError
+            f"time {value!r} is a number: write it as a quoted 'HH:MM' string (YAML reads an unquoted "
+            "22:00 as the number 1320)"
+        )
+    return value
+
+
+def _no_offset(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError(
+            f"time {value.isoformat()} carries a UTC offset: give the local wall time (HH:MM) of the "
+            "configured time zone, without an offset"
+        )
+    return value
+
+
+# A local wall-clock time of day, "HH:MM[:SS]": numbers (seconds, or YAML's sexagesimal 22:00 = 1320)
+# and times with a UTC offset are refused (an offset-aware time cannot be compared with local time)
+LocalTime = Annotated[time, BeforeValidator(_not_a_number), AfterValidator(_no_offset)]
+
+
 class TimeWindow(BaseModel):
     """Local hours a zone is active: ``start`` to ``end`` on the given ISO weekdays (1 = Monday).
-    An ``end`` earlier than ``start`` runs past midnight (the weekday is the one it starts on)."""
+    An ``end`` earlier than ``start`` runs past midnight (the weekday is the one it starts on).
+    ``start`` is inclusive, ``end`` exclusive; ``start == end`` is refused (empty or all day would be
+    a guess: leave ``active`` empty for always). Times are wall-clock times of the local zone: on a
+    spring-forward day an hour that does not exist is never active, on a fall-back day an hour
+    that occurs twice is active both times."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    start: time = Field(description="Local start time, e.g. 22:00")
-    end: time = Field(description="Local end time, e.g. 06:00 (earlier than start: past midnight)")
+    start: LocalTime = Field(description="Local start time, e.g. '22:00' (quoted in YAML)")
+    end: LocalTime = Field(description="Local end time, e.g. '06:00' (earlier than start: past midnight)")
     days: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6, 7), description="ISO weekdays, 1 = Monday .. 7 = Sunday")
 
     @field_validator("days")
