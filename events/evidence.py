@@ -10,6 +10,7 @@ total exceeds ``max_total_bytes``, and never the evidence of a case not yet clos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -102,7 +103,13 @@ class EvidenceStore:
                 os.fsync(handle.fileno())
             temporary.replace(target)
         except OSError as exc:
-            raise EvidenceError(f"case {code}: cannot write evidence {target}: {exc.strerror}") from exc
+            # A partial file (disk full) is indexed nowhere: retention would never free it.
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise EvidenceError(
+                f"case {code}: cannot write evidence {target}: {exc.strerror}; "
+                "free space or fix the rights under events.evidence.dir"
+            ) from exc
         height, width = evidence.height, evidence.width
         if not (height and width):
             height, width = decoded_height, decoded_width

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from xueliang.gateway.errors import StoreUnavailable
-from xueliang.gateway.stores.sqlite.schema import migrate
+from xueliang.gateway.stores.sqlite.schema import migrate, refuse_foreign
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5_000
 MIN_SQLITE = (3, 35, 0)  # RETURNING and UPSERT
+DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the disk or a lock
 
 
 class DatabaseState(enum.StrEnum):
@@ -67,6 +68,7 @@ class Database:
     def _connect(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
+            refuse_foreign(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning(
@@ -132,6 +134,11 @@ class Database:
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        if name in DAMAGED:
+            return StoreUnavailable(
+                f"SQLite database {self.path} is damaged or is not a gateway database ({name}: {exc}); "
+                "it was left as it is: restore it from a backup, or move it aside to start with an empty one"
+            )
         return StoreUnavailable(
             f"SQLite database {self.path} failed ({name}: {exc}); check that node.data_dir is writable, "
             "the disk is not full and no other process holds the file"

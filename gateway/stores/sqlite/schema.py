@@ -124,7 +124,24 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
 
 
+def refuse_foreign(conn: sqlite3.Connection) -> None:
+    """Refuse, before anything writes to it, a file of something else: tables but no ``schema_version``
+    (another program's database, or the case store's file named as the gateway's)."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    tables = [str(row[0]) for row in rows if not str(row[0]).startswith("sqlite_")]
+    if tables and "schema_version" not in tables:
+        raise StoreUnavailable(
+            f"{_database_file(conn)} is not a gateway database (it holds tables {', '.join(tables[:8])} and no "
+            "schema_version); it was left as it is: point storage.sqlite_path at another file"
+        )
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (``executescript`` would commit behind our back)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+def _database_file(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row is not None and row[2] else "the database"
