@@ -10,6 +10,11 @@ Each track remembers when it was first and last seen and, per zone, since when i
 (box bottom-centre) has been inside: ``Track.dwell_s(zone_id, now)``. Loitering needs this, so it
 needs a continuous stream (watch mode): one frame per patrol visit cannot be tracked.
 
+Frame times are wall-clock epoch seconds (``Frame.captured_at``). When they go back (the wall
+clock stepped back), every stored time moves back with them so that the frame counts as taken
+right after the last one: dwell times go on instead of turning negative for the length of the step.
+A step forward looks like a gap in the stream and ages tracks out (dwell starts over).
+
 One ``Tracker`` per camera; not thread-safe (a camera's frames are processed in order).
 """
 
@@ -50,6 +55,13 @@ class Track:
         d, dt = self.detection, now - self.last_seen
         dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
         return (d.x1 + dx, d.y1 + dy, d.x2 + dx, d.y2 + dy)
+
+    def shift(self, seconds: float) -> None:
+        """Move every stored time by ``seconds`` (the wall clock stepped)."""
+        self.first_seen += seconds
+        self.last_seen += seconds
+        self.zone_since = {z: t + seconds for z, t in self.zone_since.items()}
+        self.zone_last_in = {z: t + seconds for z, t in self.zone_last_in.items()}
 
     def dwell_s(self, zone_id: str, now: float) -> float:
         """Seconds this track has been inside ``zone_id`` (0 when it is not inside)."""
@@ -104,6 +116,8 @@ class Tracker:
         self._settings = settings or TrackerSettings()
         self._tracks: list[Track] = []
         self._next_id = 1
+        self._last_now: float | None = None  # time of the latest frame
+        self.clock_steps_back = 0  # frames older than the one before (the wall clock stepped back)
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -122,6 +136,11 @@ class Tracker:
         matched on this frame. With ``frame_size`` (width, height) and ``zones``, dwell times are
         updated from each track's foot point."""
         s = self._settings
+        if self._last_now is not None and now < self._last_now:
+            self.clock_steps_back += 1
+            for track in self._tracks:
+                track.shift(now - self._last_now)
+        self._last_now = now
         self._tracks = [t for t in self._tracks if now - t.last_seen <= s.max_age_s]
         dets = [d for d in detections if d.score >= s.low_score]
         high = [i for i, d in enumerate(dets) if d.score >= s.high_score]

@@ -4,7 +4,9 @@
 normalised coordinates, so a frame decoded at another scale still matches). This works across
 patrol visits minutes apart as well as across stream frames: the state is kept per camera and
 zone. A vehicle not seen again within ``parking_max_gap_s`` is forgotten (a single missed
-detection on one visit does not reset the clock); one that moved starts over.
+detection on one visit does not reset the clock); one that moved starts over. A frame older than
+the latest one seen (the wall clock stepped back) moves every candidate's times back with it, so
+stays go on counting (from the latest frame) instead of turning negative for the step's length.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class ParkingMonitor:
             return None
         s = self._settings
         now = obs.now
+        latest = max((p.last_seen for kept in self._zones.values() for p in kept), default=now)
+        if now < latest:
+            for kept in self._zones.values():
+                for p in kept:
+                    p.first_seen += now - latest
+                    p.last_seen += now - latest
         vehicles = in_zone(obs.detections, zone, obs.size, s)
         previous = [p for p in self._zones.get(zone.id, []) if now - p.last_seen <= s.parking_max_gap_s]
         boxes = _normalised(vehicles, obs.size)

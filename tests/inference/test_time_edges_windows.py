@@ -1,16 +1,18 @@
 """Zone hours and patrol category windows at their edges: the exact start and end instants, nights
 past midnight, daylight-saving days (Europe/Berlin), times written the way YAML and JSON give
-them, and dwell rules when the wall clock steps back."""
+them, and dwell rules (loitering, no parking) when the wall clock steps back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from xueliang.inference.frames import Detection, Frame
 from xueliang.inference.patrol.models import PatrolTarget
 from xueliang.inference.patrol.policy import PatrolPolicy
 from xueliang.inference.patrol.settings import CategoryWindow, SchedulerSettings
@@ -103,3 +105,40 @@ def test_a_time_with_a_utc_offset_is_refused() -> None:
         TimeWindow(start=time(22, tzinfo=SHANGHAI), end=time(6))
     round_trip = TimeWindow(start=time(22, 0), end=time(6, 0)).model_dump(mode="json")  # as in a PatrolJob
     assert TimeWindow.model_validate(round_trip).start == time(22, 0)
+
+
+def _standing_person_frames(rules: CameraRules, zone: Zone, times: list[float]) -> list[float]:
+    """Feed frames of one person standing still in ``zone`` at ``times``; the loitering values."""
+    person = Detection(300, 200, 340, 300, 0.9, 0, "person")
+    image = np.zeros((400, 640, 3), dtype=np.uint8)
+    return [
+        hit.value
+        for t in times
+        for hit in rules.evaluate(Frame("cam-step", image, t), [person], [zone], continuous=True)
+        if hit.rule == "loitering"
+    ]
+
+
+def test_loitering_dwell_goes_on_when_the_clock_steps_back() -> None:
+    # old code: after a step back of an hour the dwell was negative, nobody loitered for an hour
+    rules = CameraRules("cam-step", RuleSettings(loitering_dwell_s=30))
+    zone = Zone(id="walk", kind=ZoneKind.LOITERING, polygon=SQUARE)
+    t0 = datetime(2024, 5, 6, 14, 0, tzinfo=SHANGHAI).timestamp()
+    before = [t0 + 0.5 * i for i in range(41)]  # 20 s in the zone
+    after = [t0 + 20 - 3600 + 0.5 * i for i in range(1, 41)]  # the next 20 s, an hour earlier by the clock
+    assert _standing_person_frames(rules, zone, before) == []
+    values = _standing_person_frames(rules, zone, after)
+    assert values and values[0] == 30.0 and values[-1] == 39.5  # the dwell counts on across the step
+    assert rules.tracker.clock_steps_back == 1
+
+
+def test_a_parked_car_keeps_its_stay_when_the_clock_steps_back_between_visits() -> None:
+    # old code: after a step back of an hour its stay was negative for the hour
+    rules = CameraRules("cam-step", RuleSettings(parking_dwell_s=300))
+    zone = Zone(id="gate", kind=ZoneKind.NO_PARKING, polygon=SQUARE)
+    car, image = Detection(200, 200, 360, 300, 0.9, 2, "car"), np.zeros((400, 640, 3), dtype=np.uint8)
+    t0 = datetime(2024, 5, 6, 14, 0, tzinfo=SHANGHAI).timestamp()
+    visits = [t0, t0 + 120, t0 + 240 - 3600, t0 + 360 - 3600, t0 + 480 - 3600]  # patrol every 2 min
+    stays = [[hit.value for hit in rules.evaluate(Frame("cam-step", image, t), [car], [zone])] for t in visits]
+    # the two minutes of the step are not counted (the visit counts as right after the one before)
+    assert stays == [[], [], [], [], [360.0]]
