@@ -4,6 +4,11 @@ the case side) runs only while this node holds the role's lease in the shared st
 ``lead(node, role, work)`` takes the lease, runs ``work`` and renews every ``renew_s``; if the lease
 is lost (another node took it after a stall, or the store is unreachable) the work is cancelled at
 once, and the node tries again. On the embedded store the lease is always this node's.
+
+A lease taken by a call that started at ``t`` is this node's until ``t + ttl_s`` at the latest, so
+every call is cut off ``margin`` before the lease it relies on runs out: a store that answers slowly
+(or not at all, until the socket times out) stops the work before another node can take the role.
+While the store is unreachable one warning says so, and one line says when it answers again.
 """
 
 from __future__ import annotations
@@ -31,12 +36,47 @@ class Role:
         self.leading = False
 
 
-async def _take(node: Node, role: str, ttl_s: float) -> bool:
-    try:
-        return await node.stores.leases.acquire(role, node.name, ttl_s)
-    except StoreError as exc:
-        log.warning("role %s: lease not taken: %s", role, exc, extra={"node": node.name})
-        return False
+class _Lease:
+    """This node's calls on one role's lease: each bounded by the lease's end, one log line per outage."""
+
+    def __init__(self, node: Node, role: str, ttl_s: float, margin_s: float) -> None:
+        self.node, self.role, self.ttl_s, self.margin_s = node, role, ttl_s, margin_s
+        self.held_until: float | None = None  # loop time the lease is surely ours until
+        self.failing = False
+
+    async def take(self) -> bool:
+        """Take or renew the lease; False if another node holds it or the store did not answer in time."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        end = started + self.ttl_s if self.held_until is None else self.held_until
+        try:
+            async with asyncio.timeout_at(end - self.margin_s):
+                taken = await self.node.stores.leases.acquire(self.role, self.node.name, self.ttl_s)
+        except (StoreError, TimeoutError) as exc:
+            self.held_until = None
+            reason = str(exc) or "the store did not answer before the lease would run out"
+            if not self.failing:
+                self.failing = True
+                log.warning(
+                    "role %s: lease not taken: %s; retrying quietly until the store answers",
+                    self.role,
+                    reason,
+                    extra={"node": self.node.name},
+                )
+            else:
+                log.debug("role %s: lease still not taken: %s", self.role, reason, extra={"node": self.node.name})
+            return False
+        if self.failing:
+            self.failing = False
+            log.info("role %s: the lease store answers again", self.role, extra={"node": self.node.name})
+        self.held_until = started + self.ttl_s if taken else None
+        return taken
+
+    async def release(self) -> None:
+        self.held_until = None
+        with contextlib.suppress(StoreError, TimeoutError):
+            async with asyncio.timeout(self.margin_s):
+                await self.node.stores.leases.release(self.role, self.node.name)
 
 
 async def lead(
@@ -48,8 +88,9 @@ async def lead(
     ttl_s: float = TTL_S,
 ) -> None:
     """Run ``work`` while holding ``role``'s lease, for ever (cancel to stop)."""
+    lease = _Lease(node, role.name, ttl_s, margin_s=min(renew_s, ttl_s / 2))
     while True:
-        if not await _take(node, role.name, ttl_s):
+        if not await lease.take():
             await asyncio.sleep(renew_s)
             continue
         role.leading = True
@@ -61,7 +102,7 @@ async def lead(
                 if task.done():
                     task.result()  # a failure surfaces to the supervisor
                     return
-                if not await _take(node, role.name, ttl_s):
+                if not await lease.take():
                     log.warning("role %s: lease lost; stopping the work", role.name, extra={"node": node.name})
                     break
         finally:
@@ -70,5 +111,4 @@ async def lead(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            with contextlib.suppress(StoreError):
-                await node.stores.leases.release(role.name, node.name)
+            await lease.release()
