@@ -15,7 +15,7 @@ from xueliang.inference.zones import Zone
 
 
 class Credentials(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     username: str = Field("", description="User name for the snapshot / stream URL (digest or basic auth)")
     password: SecretStr = Field(SecretStr(""), description="Password; hidden in repr, in clear in job payloads")
@@ -28,7 +28,7 @@ class Credentials(BaseModel):
 class PatrolTarget(BaseModel):
     """One camera to patrol, as the gateway sees it now (re-read every ``refresh_s``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     camera_id: str = Field(min_length=1, description="Camera id (registry key)")
     priority: int = Field(3, ge=1, le=5, description="1 = key place (most often) .. 5 = least often")
@@ -48,7 +48,7 @@ class PatrolTarget(BaseModel):
 class PatrolJob(BaseModel):
     """One visit to one camera, due at ``due_at`` (epoch seconds). JSON payload on the job queue."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     camera_id: str
     due_at: float = Field(description="When the visit was due (epoch seconds); lag = taken - due")

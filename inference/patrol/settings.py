@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xueliang.inference.rules.settings import QualitySettings, RuleSettings, known_timezone
+from xueliang.inference.zones import LocalTime
 
 
 def _default_priority_intervals() -> dict[int, float]:
@@ -24,8 +25,8 @@ class CategoryWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     category: str = Field(description="Camera category this applies to (school, square, station, ...)")
-    start: time = Field(description="Local start time, e.g. 07:00")
-    end: time = Field(description="Local end time (earlier than start: runs past midnight)")
+    start: LocalTime = Field(description="Local start time, e.g. '07:00' (quoted in YAML)")
+    end: LocalTime = Field(description="Local end time, e.g. '09:00' (earlier than start: runs past midnight)")
     days: tuple[int, ...] = Field((1, 2, 3, 4, 5, 6, 7), description="ISO weekdays, 1 = Monday .. 7 = Sunday")
     interval_s: float = Field(gt=0, description="Longest interval between visits inside the window, seconds")
 

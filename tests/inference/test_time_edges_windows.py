@@ -96,6 +96,21 @@ def test_an_unquoted_yaml_time_is_refused_not_read_as_seconds_after_midnight() -
     assert TimeWindow.model_validate(yaml.safe_load("start: '22:00'\nend: '06:00'")).start == time(22, 0)
 
 
+def test_patrol_category_windows_refuse_unquoted_and_offset_times_too() -> None:
+    # old code: the scheduler's own windows took 16:30 unquoted as 00:16:30 UTC; window_active then
+    # raised TypeError on every scheduler tick
+    loaded = yaml.safe_load("category: school\nstart: 16:30\nend: '18:00'\ninterval_s: 60")
+    with pytest.raises(ValidationError, match=r"time 990 is a number: write it as a quoted 'HH:MM'"):
+        CategoryWindow.model_validate(loaded)
+    with pytest.raises(ValidationError, match="carries a UTC offset"):
+        CategoryWindow(category="school", start="07:00+08:00", end="09:00", interval_s=60)  # type: ignore[arg-type]
+
+
+def test_patrol_targets_refuse_a_non_finite_interval() -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        PatrolTarget(camera_id="c", priority=3, interval_s=float("inf"))
+
+
 def test_a_time_with_a_utc_offset_is_refused() -> None:
     # old code: accepted, then active_at raised TypeError (offset-aware vs local naive time)
     for start in ("22:00+08:00", "22:00Z"):
