@@ -11,16 +11,16 @@ incident id, so it is bounded by the aggregator's ``max_live_incidents``; the la
 failed background flush is logged with the incident ids and tried again (backing off up to 30 s),
 and ``flush()``/``close()`` raise ``EventStoreError`` while writing keeps failing. Cases, history,
 sequences and evidence are committed before the awaited call returns.
+
+The file itself (owner lock, schema version, refusing a damaged or foreign file) is ``store_file``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,98 +38,11 @@ from xueliang.events.models import (
     IncidentState,
     StatusEntry,
 )
+from xueliang.events.store_file import OwnerLock, open_store_file
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _RETRY_CAP_S = 30.0  # longest wait before a failed background flush is tried again
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, state TEXT NOT NULL, last_seen TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS incidents_state ON incidents(state);
-CREATE TABLE IF NOT EXISTS cases (
-    code TEXT PRIMARY KEY, incident_id TEXT NOT NULL, status TEXT NOT NULL, due_at TEXT NOT NULL,
-    overdue_at TEXT, created_at TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS cases_status ON cases(status);
-CREATE TABLE IF NOT EXISTS case_history (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, status TEXT NOT NULL, at TEXT NOT NULL,
-    note TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS case_history_code ON case_history(code);
-CREATE UNIQUE INDEX IF NOT EXISTS case_history_event ON case_history(code, event_id) WHERE event_id != '';
-CREATE TABLE IF NOT EXISTS sequences (scope TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS evidence (
-    code TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL, created_at TEXT NOT NULL);
-"""
-SCHEMA_VERSION = 1  # PRAGMA user_version of the file; 0: a file from before the number (same tables)
-_COLUMNS = {
-    "incidents": {"id", "camera_id", "state", "last_seen", "data"},
-    "cases": {"code", "incident_id", "status", "due_at", "overdue_at", "created_at", "data"},
-    "case_history": {"n", "code", "status", "at", "note", "source", "event_id"},
-    "sequences": {"scope", "value"},
-    "evidence": {"code", "path", "sha256", "bytes", "created_at"},
-}
-
-
-def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse, before anything writes to it, a file written by a newer gateway or whose tables are not ours."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise EventStoreError(
-            f"event store {path} has schema version {version}, newer than this gateway knows ({SCHEMA_VERSION}); "
-            "it was left as it is: upgrade the gateway or point events.store.sqlite_path at another file"
-        )
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    others = sorted(str(r[0]) for r in rows if str(r[0]) not in _COLUMNS and not str(r[0]).startswith("sqlite_"))
-    if others:
-        raise EventStoreError(
-            f"event store {path} holds tables of something else ({', '.join(others[:8])}): it is not an event "
-            "store; it was left as it is: point events.store.sqlite_path at another file"
-        )
-    for table, wanted in _COLUMNS.items():
-        have = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
-        if have and not wanted <= have:
-            raise EventStoreError(
-                f"event store {path} has a table {table} without the columns {', '.join(sorted(wanted - have))}: "
-                "it is not an event store; it was left as it is: point events.store.sqlite_path at another file"
-            )
-
-
-class OwnerLock:
-    """An exclusive ``flock`` on ``<file>.lock`` while a store has the file open: a second process (a
-    second node given the same ``node.data_dir``) is refused instead of writing the same file. The
-    lock file holds the owner's pid and host for the message; the kernel drops the lock if it dies."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd: int | None = fd
-
-    @classmethod
-    def take(cls, path: Path) -> OwnerLock:
-        lock_path = path.with_name(path.name + ".lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise EventStoreError(
-                f"cannot open event store {path}: its lock file {lock_path} cannot be created ({exc.strerror}); "
-                "set node.data_dir (or events.store.sqlite_path) to a writable directory"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            os.close(fd)
-            raise EventStoreError(
-                f"event store {path} is in use by another process ({owner}): two gateway nodes must not share "
-                "node.data_dir; stop the other one, or give this node its own data_dir"
-            ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
-        return cls(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # drops the flock; the file stays (removing it would race a new owner)
-
 
 LIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.ESCALATED, IncidentState.DISMISSED)
 _UPSERT_INCIDENT = (
@@ -270,45 +183,9 @@ class SqliteEventStore:
 
     async def open(self) -> None:
         """Open (creating it) the file; ``EventStoreError`` names the file and what to do if it is in use by
-        another process, unwritable, damaged, of another program, or written by a newer gateway."""
-
-        def connect() -> None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise EventStoreError(
-                    f"cannot create the directory {self.path.parent} of the event store ({exc.strerror}); "
-                    "set node.data_dir (or events.store.sqlite_path) to a writable directory"
-                ) from exc
-            lock = OwnerLock.take(self.path)
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None)
-                try:
-                    check_schema(conn, self.path)
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=NORMAL")
-                    conn.execute("PRAGMA busy_timeout=5000")
-                    conn.executescript(_SCHEMA)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                    conn.isolation_level = "DEFERRED"
-                except BaseException:
-                    conn.close()
-                    raise
-            except sqlite3.DatabaseError as exc:
-                lock.release()
-                name = getattr(exc, "sqlite_errorname", "")
-                if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
-                    raise EventStoreError(
-                        f"event store {self.path} is damaged or is not an event store ({name}: {exc}); it was left "
-                        "as it is: restore it from a backup, or move it aside to start with an empty one"
-                    ) from exc
-                raise EventStoreError(f"cannot open event store {self.path}: {exc}; check the path and rights") from exc
-            except BaseException:
-                lock.release()
-                raise
-            self._conn, self._lock = conn, lock
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        another process, unwritable, damaged, of another program, or written by a newer gateway (``store_file``)."""
+        conn, lock = await asyncio.get_running_loop().run_in_executor(self._executor, open_store_file, self.path)
+        self._conn, self._lock = conn, lock
 
     async def close(self) -> None:
         """Write what is dirty and close; raises ``EventStoreError`` (after closing) if that write fails."""
