@@ -55,6 +55,7 @@ class WatchCounters:
     anomalies: int = 0
     repeats_suppressed: int = 0
     sink_errors: int = 0  # anomalies the sink could not take (dropped: the next frame fires again)
+    clock_steps_back: int = 0  # frames older than the one before (the wall clock stepped back)
 
     @property
     def frames_passed(self) -> int:
@@ -87,6 +88,7 @@ class WatchSession:
         self.state = WatchState.CREATED
         self._last_detect: float | None = None
         self._last_sent: dict[tuple[str, str], float] = {}
+        self._last_frame_at: float | None = None
         self._classes = frozenset(target.classes) if target.classes is not None else None
 
     @property
@@ -124,6 +126,9 @@ class WatchSession:
 
     async def _on_frame(self, frame: Frame) -> None:
         self.counters.frames_seen += 1
+        if self._last_frame_at is not None and frame.captured_at < self._last_frame_at:
+            self._clock_stepped_back(self._last_frame_at - frame.captured_at)
+        self._last_frame_at = frame.captured_at
         loop = asyncio.get_running_loop()
         motion = await loop.run_in_executor(self._executor, self.gate.check, frame.image)
         idle_due = self._last_detect is None or frame.captured_at - self._last_detect >= self._s.idle_detect_s
@@ -159,6 +164,15 @@ class WatchSession:
                 continue
             self._last_sent[key] = frame.captured_at
             self.counters.anomalies += 1
+
+    def _clock_stepped_back(self, seconds: float) -> None:
+        """A frame older than the one before: the wall clock stepped back (NTP, a manual set). The
+        pacing times move back with it, as the tracker's do, so that idle checks and repeated
+        anomalies go on at their pace instead of stopping for the length of the step."""
+        self.counters.clock_steps_back += 1
+        if self._last_detect is not None:
+            self._last_detect -= seconds
+        self._last_sent = {key: at - seconds for key, at in self._last_sent.items()}
 
 
 class WatchManager:

@@ -152,6 +152,34 @@ async def test_a_still_picture_is_still_checked_now_and_then(
     assert session.counters.frames_motion == 6 and session.counters.frames_idle == 2  # at 1.2 s and 2.4 s
 
 
+class ClipStepsBack(ClipTime):
+    """Clip time, with the wall clock stepped back an hour after the first five frames."""
+
+    async def read(self) -> Frame:
+        frame = await super().read()
+        return dataclasses.replace(frame, captured_at=frame.captured_at - 3600.0) if frame.seq > 5 else frame
+
+
+async def test_idle_checks_go_on_when_the_clock_steps_back(
+    still_dir: Path, detector: Detector, executor: ThreadPoolExecutor
+) -> None:
+    # old code: the last detection's time stayed an hour in the future, so no idle check came again
+    target = PatrolTarget(camera_id="watch-2b", watch=True)
+    settings = WatchSettings(fps=50.0, idle_detect_s=1.0)
+    session = WatchSession(
+        target,
+        lambda t: ClipStepsBack(FileSource(t.camera_id, still_dir), 0.3),
+        detector,
+        Sink(),
+        executor=executor,
+        settings=settings,
+    )
+    await session.run()
+    c = session.counters
+    assert c.clock_steps_back == 1
+    assert c.frames_idle == 2  # at 1.2 s, then 1.2 s of clip time after the step (frame 9)
+
+
 async def test_loitering_fires_in_watch_mode_and_repeats_are_held_back(
     sequence_dir: Path, detector: Detector, executor: ThreadPoolExecutor
 ) -> None:
