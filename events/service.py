@@ -101,6 +101,7 @@ class CaseService:
         self._cameras: dict[str, CameraContext] = {}
         self._stopping = asyncio.Event()
         self.cases_created = 0
+        self.evidence_failures = 0  # cases created without their evidence: its file could not be written
         self._grader: Grader | None = None
         self._mapping: FieldMapping | None = None
 
@@ -170,10 +171,13 @@ class CaseService:
     ) -> Case:
         code = await self.codes.next_code(camera.region_code, incident.first_seen)
         ref = None
+        not_saved = ""  # the history note when the evidence could not be written
         if evidence is not None and evidence.jpeg:
             try:
                 ref = await self.evidence.save(code, incident.first_seen, evidence)
             except EvidenceError as exc:
+                self.evidence_failures += 1
+                not_saved = _evidence_note(exc)
                 log.warning("case %s: no evidence attached: %s", code, exc)
         now = datetime.now(UTC)
         text = case_text(
@@ -193,6 +197,9 @@ class CaseService:
             unit_code=assessment.routing.unit_code,
             timezone=self.settings.timezone,
         )
+        history = [StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")]
+        if not_saved:
+            history.append(StatusEntry(status=CaseStatus.NEW, at=now, note=not_saved, source="gateway"))
         case = Case(
             code=code,
             incident_id=incident.id,
@@ -219,7 +226,7 @@ class CaseService:
             routing=assessment.routing,
             evidence=ref,
             status_url=status_url(self.settings.public_url, code),
-            history=[StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")],
+            history=history,
             created_by=created_by,
         )
         incident.case_code = code
@@ -433,6 +440,7 @@ class CaseService:
             "evidence_bytes": agg.evidence_bytes,
             "evidence_evicted": agg.evidence_evicted,
             "cases_created": self.cases_created,
+            "evidence_failures": self.evidence_failures,
             "delivered": fwd.delivered,
             "duplicates": fwd.duplicates,
             "transient_failures": fwd.transient_failures,
@@ -447,6 +455,15 @@ def _held_case(item: OutboxEntry) -> dict[str, Any]:
     """The case an outbox item carries (``_enqueue`` writes ``{"case": ..., "body": ...}``); {} if none."""
     held = item.payload.get("case")
     return held if isinstance(held, dict) else {}
+
+
+def _evidence_note(exc: EvidenceError) -> str:
+    """The case history's note when its evidence was not saved: what to do first, the cause after."""
+    if isinstance(exc.__cause__, OSError):
+        zh = "证据未保存：证据文件写入失败，请释放磁盘空间或修正 events.evidence.dir 的权限"
+    else:
+        zh = "证据未保存：证据图像无法处理"
+    return f"{zh} / evidence not saved: {exc}"
 
 
 def _describe(held: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,12 +17,15 @@ import pytest
 
 from xueliang.events.errors import EventStoreError, EvidenceError
 from xueliang.events.evidence import EvidenceStore
+from xueliang.events.models import CaseStatus
+from xueliang.events.service import CaseService
 from xueliang.events.settings import EvidenceSettings
 from xueliang.events.store import SqliteEventStore
 from xueliang.gateway.errors import StoreUnavailable
 from xueliang.gateway.stores.sqlite.database import Database
+from xueliang.gateway.stores.sqlite.outbox import SqliteOutbox
 
-from .conftest import EVIDENCE
+from .conftest import EVIDENCE, anomaly, camera, make_settings
 
 AT = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -242,3 +245,46 @@ async def test_stores_on_a_full_disk_fail_clearly_and_recover(small_disk: Path) 
     finally:
         await events.close()
         await db.close()
+
+
+def fsync_full_under(directory: Path) -> Callable[[int], None]:
+    """``os.fsync`` as on a full disk for the files under ``directory`` only (ENOSPC); the others are synced."""
+    full = directory.resolve()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(full):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    return fsync
+
+
+async def test_a_case_whose_evidence_cannot_be_written_says_so_in_its_history_and_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway_outbox: SqliteOutbox
+) -> None:
+    """The disk under events.evidence.dir is full (ENOSPC at the writer's edge, only for evidence files):
+    the case is still made and queued, without evidence; its history tells the operator why and what to
+    do, and the service counts it among its exported figures."""
+    settings = make_settings(tmp_path)
+    service = CaseService(settings, gateway_outbox)
+    await service.start()
+    try:
+        [kept] = await service.handle(anomaly(1, "loitering", 0, 400, evidence=EVIDENCE), camera(1))
+        assert kept.evidence is not None and service.stats()["evidence_failures"] == 0
+        monkeypatch.setattr("xueliang.events.evidence.os.fsync", fsync_full_under(settings.evidence.dir))
+        [case] = await service.handle(anomaly(2, "loitering", 0, 400, evidence=EVIDENCE), camera(2))
+        assert case.evidence is None
+        stored = await service.store.get_case(case.code)
+        notes = [entry.note for entry in stored.history]
+        assert stored.status == CaseStatus.QUEUED and stored.evidence is None
+        assert notes[0] == "created (auto)" and notes[-1] == "in the outbox", notes
+        [note] = [n for n in notes if "evidence not saved" in n]
+        assert note.startswith("证据未保存：证据文件写入失败，请释放磁盘空间或修正 events.evidence.dir 的权限 / ")
+        assert f"evidence not saved: case {case.code}: cannot write evidence" in note
+        assert "No space left on device; free space or fix the rights under events.evidence.dir" in note
+        assert service.stats()["evidence_failures"] == 1
+        assert (await gateway_outbox.get(case.code)).payload["case"]["evidence"] is None  # forwarded all the same
+    finally:
+        service.stop()
+        await service.close()
