@@ -56,7 +56,11 @@ async def case_evidence(code: str, work: CaseWorkDep, _: Staff) -> FileResponse:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {code} has no evidence")
     path = work.service.evidence.root / case.evidence.path
     if not path.is_file():
-        raise HTTPException(status.HTTP_410_GONE, f"evidence of case {code} was removed by the retention policy")
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            f"案件 {code} 的证据文件缺失（已被保留策略或人工删除）/ evidence file of case {code} is missing "
+            "(removed by the retention policy or by hand)",
+        )
     return FileResponse(path, media_type="image/jpeg")
 
 
