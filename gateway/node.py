@@ -15,11 +15,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xueliang.events.store_file import Held, OwnerLock
 from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.gateway.cameras.models import fingerprint_key
-from xueliang.gateway.errors import Conflict, NotFound
+from xueliang.gateway.errors import ConfigError, ConfigProblem, Conflict, NotFound, StoreUnavailable
 from xueliang.gateway.live import LiveFeed
 from xueliang.gateway.metrics import Metrics
 from xueliang.gateway.models import AuditEntry, Role, User
@@ -40,6 +42,7 @@ Service = Callable[[], Coroutine[Any, Any, None]]
 METRICS_PERIOD_S = 5.0
 RESTART_PAUSE_S = 1.0
 MAX_RESTART_PAUSE_S = 60.0
+NODE_LOCK = "node.lock"  # in node.data_dir: held by the serving node (``open_node(..., exclusive=True)``)
 
 
 @dataclass
@@ -128,12 +131,42 @@ async def ensure_admin(node: Node) -> tuple[str, str] | None:
     return username, password
 
 
+def claim_data_dir(data_dir: Path) -> OwnerLock:
+    """Hold ``<data_dir>/node.lock`` (its pid and host written in it) until released: ``ConfigError`` naming
+    the holder when another node holds it, ``StoreUnavailable`` when the directory or file cannot be made."""
+    lock_path = data_dir / NODE_LOCK
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = OwnerLock.take(lock_path)
+    except OSError as exc:
+        raise StoreUnavailable(
+            f"cannot take the node lock {lock_path} ({exc.strerror}); set node.data_dir to a writable directory"
+        ) from exc
+    if isinstance(lock, Held):
+        problem = ConfigProblem(
+            "node.data_dir",
+            f"{data_dir} is in use by another gateway node ({lock.owner}, holding {lock_path}); two nodes "
+            "sharing it would both write its files",
+            "stop the other gateway, or give this one its own node.data_dir",
+        )
+        raise ConfigError(str(data_dir), [problem])
+    return lock
+
+
 @contextlib.asynccontextmanager
-async def open_node(settings: Settings) -> AsyncIterator[Node]:
-    """Build a node (stores opened, secrets resolved); services are started by ``run_services``."""
-    secret = resolve_secrets(settings)
+async def open_node(settings: Settings, *, exclusive: bool = False) -> AsyncIterator[Node]:
+    """Build a node (stores opened, secrets resolved); services are started by ``run_services``.
+
+    ``exclusive``: the node serves (the API's lifespan, ``xueliang run``): it holds ``<data_dir>/node.lock``
+    (``claim_data_dir``) from before anything in ``node.data_dir`` is touched until it is closed, so a
+    second serving node given the same data_dir is refused with ``ConfigError`` (in scale-out mode too: the
+    nodes share Redis, never their local data_dir). CLI commands open a node beside the serving one (the
+    SQLite stores are made for several processes) and leave it False."""
     name = settings.node.name or socket.gethostname()
     async with contextlib.AsyncExitStack() as stack:
+        if exclusive:
+            stack.callback(claim_data_dir(settings.node.data_dir).release)
+        secret = resolve_secrets(settings)
         stores = await open_stores(settings)
         stack.push_async_callback(stores.close)
         node = Node(
