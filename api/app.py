@@ -31,7 +31,7 @@ def create_app(settings: Settings, *, announce: Announce | None = None) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Node]]:
-        async with open_node(settings) as node:
+        async with open_node(settings, exclusive=True) as node:
             await assemble(node)
             await attach_wall(node, app)  # the wall's relay service, routes and page
             created = await ensure_admin(node)

@@ -34,7 +34,18 @@ from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import OutboxStatus, Stores
 from xueliang.inference.anomaly import Anomaly, Box, Evidence
 
-from .conftest import CALLBACK_SECRET, REPO, SECRET, VIDEO, Gateway, Intake, Procs, child_env, development_config
+from .conftest import (
+    CALLBACK_SECRET,
+    REPO,
+    SECRET,
+    VIDEO,
+    Gateway,
+    Intake,
+    Procs,
+    child_env,
+    development_config,
+    free_port,
+)
 from .conftest import wait_for as wait
 
 pytestmark = pytest.mark.timeout(120)
@@ -240,6 +251,17 @@ async def test_signed_callbacks_close_cases_and_forged_or_replayed_ones_are_refu
     key, key_id = created.json()["key"], created.json()["key_id"]
     intake.callback_url, intake.api_key = gateway.url + CALLBACK, key
     await intake.start()
+
+    # a second gateway pointed at the same data directory by mistake is refused before it touches it
+    twin = dict(gateway.config, http={"host": "127.0.0.1", "port": free_port()})
+    (tmp_path / "twin.yaml").write_text(yaml.safe_dump(twin, allow_unicode=True), "utf-8")
+    refused = subprocess.run(
+        [sys.executable, "-m", "xueliang.gateway", "run", "--config", str(tmp_path / "twin.yaml")],
+        cwd=REPO, env=child_env(COLUMNS="200"), capture_output=True, text=True, timeout=60, check=False,
+        start_new_session=True,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is in use by another gateway node" in refused.stderr and "Traceback" not in refused.stderr
 
     await bus.cases(2)
 
