@@ -179,6 +179,7 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._outbox_failing = False  # claims fail now (an outage of the store): logged once
 
     def wake(self) -> None:
         """Something was added to the outbox: look now instead of after the poll interval."""
@@ -231,11 +232,14 @@ class Forwarder:
             items = await self.outbox.claim(
                 self.sender, limit=min(slots, self.settings.batch), lease_s=self.settings.lease_s
             )
-        except Exception:  # the gateway's StoreError family, unknown here; try again next round
+        except Exception as exc:  # the gateway's StoreError family, unknown here; try again next round
             self.stats.outbox_errors += 1
-            log.exception("forwarder %s: claiming from the outbox failed; retrying", self.sender)
+            self._outbox_failed(exc)
             await self._idle(self.settings.poll_interval_s)
             return
+        if self._outbox_failing:  # one line per outage (gateway's OutageLog; events/ may not import it)
+            self._outbox_failing = False
+            log.info("forwarder %s: the outbox answers again", self.sender)
         if not items:
             if self.breaker.state == BreakerState.HALF_OPEN:
                 self.breaker.cancel_probe()
@@ -246,6 +250,19 @@ class Forwarder:
             self._in_flight.add(task)
             self.stats.in_flight = len(self._in_flight)
             task.add_done_callback(self._done)
+
+    def _outbox_failed(self, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self._outbox_failing:
+            log.debug("forwarder %s: claiming from the outbox still fails: %s", self.sender, reason)
+            return
+        self._outbox_failing = True
+        log.warning(
+            "forwarder %s: claiming from the outbox failed: %s; retrying every %.1f s quietly until it answers",
+            self.sender,
+            reason,
+            self.settings.poll_interval_s,
+        )
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

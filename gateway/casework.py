@@ -3,7 +3,9 @@ governance centre's intake through the node's durable outbox; incident changes g
 
 The ``anomalies`` topic is read by the consumer group ``cases``: a message is acknowledged only
 after the case service has taken it in, so a crash re-delivers it (aggregation makes a repeat
-harmless); messages left pending by a dead consumer are claimed after ``CLAIM_IDLE_S``.
+harmless); messages left pending by a dead consumer are claimed after ``CLAIM_IDLE_S``. While the
+bus cannot be reached the consumer retries at growing intervals (0.5 s up to 10 s), with one warning
+for the outage and one line when the bus answers again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from xueliang.gateway.errors import ConfigError, ConfigProblem, NotFound, StoreE
 from xueliang.gateway.leadership import Role
 from xueliang.gateway.models import CameraRecord
 from xueliang.gateway.node import Node
+from xueliang.gateway.outage import OutageLog
 from xueliang.inference.anomaly import Anomaly
 
 log = logging.getLogger(__name__)
@@ -154,15 +157,23 @@ class CaseWork:
     async def _consume(self) -> None:
         bus = self.node.stores.bus
         consumer = self.node.name
+        outage = OutageLog(
+            log,
+            "cases",
+            store="the bus",
+            meanwhile="retrying at growing intervals (up to 10 s) until it answers; the anomalies wait on the bus",
+            extra={"node": consumer},
+        )
         while True:
             try:
                 messages = await bus.claim_stale(ANOMALY_TOPIC, GROUP, consumer, min_idle_s=CLAIM_IDLE_S, count=100)
                 if not messages:
                     messages = await bus.read(ANOMALY_TOPIC, GROUP, consumer, count=200, block_s=1.0)
             except StoreError as exc:
-                log.warning("cannot read anomalies from the bus: %s; retrying in 2 s", exc)
-                await asyncio.sleep(2.0)
+                outage.failed(f"cannot read anomalies from the bus: {exc}")
+                await asyncio.sleep(outage.retry_in_s())
                 continue
+            outage.answered()
             for message in messages:
                 try:
                     anomaly = Anomaly.model_validate(message.payload)
@@ -172,8 +183,13 @@ class CaseWork:
                     continue
                 await self.service.handle(anomaly, await self.context(anomaly.camera_id))
                 self.consumed += 1
-            if messages:
+            if not messages:
+                continue
+            try:
                 await bus.ack(ANOMALY_TOPIC, GROUP, [m.id for m in messages])
+            except StoreError as exc:  # handled already: claimed again later, aggregation makes the repeat harmless
+                again = f"claimed again after {CLAIM_IDLE_S:g} s"
+                outage.failed(f"{len(messages)} handled anomalies not acknowledged, {again}: {exc}")
 
     async def _incident_changed(self, incident: Incident, change: str) -> None:
         name = (await self.context(incident.camera_id)).name

@@ -21,6 +21,7 @@ from typing import Any
 
 from xueliang.gateway.errors import StoreError
 from xueliang.gateway.node import Node
+from xueliang.gateway.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,13 @@ class _Lease:
     def __init__(self, node: Node, role: str, ttl_s: float, margin_s: float) -> None:
         self.node, self.role, self.ttl_s, self.margin_s = node, role, ttl_s, margin_s
         self.held_until: float | None = None  # loop time the lease is surely ours until
-        self.failing = False
+        self.outage = OutageLog(
+            log,
+            f"role {role}",
+            store="the lease store",
+            meanwhile="retrying quietly until the store answers",
+            extra={"node": node.name},
+        )
 
     async def take(self) -> bool:
         """Take or renew the lease; False if another node holds it or the store did not answer in time."""
@@ -55,20 +62,9 @@ class _Lease:
         except (StoreError, TimeoutError) as exc:
             self.held_until = None
             reason = str(exc) or "the store did not answer before the lease would run out"
-            if not self.failing:
-                self.failing = True
-                log.warning(
-                    "role %s: lease not taken: %s; retrying quietly until the store answers",
-                    self.role,
-                    reason,
-                    extra={"node": self.node.name},
-                )
-            else:
-                log.debug("role %s: lease still not taken: %s", self.role, reason, extra={"node": self.node.name})
+            self.outage.failed(f"lease not taken: {reason}")
             return False
-        if self.failing:
-            self.failing = False
-            log.info("role %s: the lease store answers again", self.role, extra={"node": self.node.name})
+        self.outage.answered()
         self.held_until = started + self.ttl_s if taken else None
         return taken
 

@@ -6,6 +6,10 @@ Credentials never travel in job payloads: the scheduler's targets carry none, an
 factory decrypts the camera's password from this node's registry cache when it opens a source.
 When the configured model file is missing the patrol says which model it needs and where to set
 it, and runs with the video quality checks only.
+
+A job queue that cannot be reached (Redis down or restarting) stops nothing: the workers look again
+at growing intervals (``PatrolJobs``), a scheduler whose put failed is started again, the watch
+sessions go on; one warning says so, one line says when the queue answers again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from xueliang.gateway.cameras.errors import CameraAddressError
@@ -24,13 +29,14 @@ from xueliang.gateway.errors import GatewayError, StoreError
 from xueliang.gateway.leadership import Role, lead
 from xueliang.gateway.models import CameraRecord, CameraStatus
 from xueliang.gateway.node import Node
-from xueliang.gateway.stores.base import Job
+from xueliang.gateway.outage import OutageLog
+from xueliang.gateway.stores.base import Job, JobQueue, QueueStats
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import SourceUnavailable
 from xueliang.inference.frames import Detection, Frame
 from xueliang.inference.patrol.models import PatrolJob, PatrolTarget
-from xueliang.inference.patrol.scheduler import PatrolScheduler, TargetsUnavailable
+from xueliang.inference.patrol.scheduler import PatrolScheduler, SchedulerState, TargetsUnavailable
 from xueliang.inference.patrol.settings import AnalyticsSettings
 from xueliang.inference.patrol.watch import WatchManager
 from xueliang.inference.pipeline import PatrolPipeline, SinkError
@@ -79,6 +85,72 @@ class LiveDetector:
         data = {"width": width, "height": height, "boxes": boxes, "ts": frame.captured_at}
         self.node.live.publish("detections", frame.camera_id, data)
         return detections
+
+
+class PatrolJobs:
+    """The node's job queue as the patrol sees it, through a store outage.
+
+    ``take`` that fails returns None (the workers' "nothing yet"), and until the next retry (``OutageLog``:
+    0.5 s growing to 10 s) each ``take`` waits out at most its own ``timeout_s`` without calling the
+    store, so a stopping pipeline is noticed as fast as when the queue is idle; a failed ``ack`` is
+    dropped (the queue hands the job out again after its visibility timeout: the visit is repeated);
+    ``put`` and ``stats`` (the scheduler's) raise, after logging. One outage log for all callers."""
+
+    def __init__(self, queue: JobQueue, node_name: str) -> None:
+        self.queue = queue
+        self.outage = OutageLog(
+            log,
+            "patrol",
+            store="the job queue",
+            meanwhile="the workers and the scheduler retry at growing intervals (up to 10 s) until it answers; "
+            "a job whose acknowledgement failed is handed out again after the queue's visibility timeout "
+            "(storage.job_visibility_s) and visited again",
+            extra={"node": node_name},
+        )
+        self._retry_at = 0.0  # monotonic time the store is called again after a failure
+
+    def _failed(self, reason: str) -> None:
+        self.outage.failed(f"job queue unavailable: {reason}")
+        self._retry_at = time.monotonic() + self.outage.retry_in_s()
+
+    def retry_in_s(self) -> float:
+        return max(0.0, self._retry_at - time.monotonic())
+
+    async def take(self, consumer: str, timeout_s: float) -> Job | None:
+        if self.outage.failing and (wait := self.retry_in_s()) > 0:
+            await asyncio.sleep(min(wait, timeout_s))
+            return None
+        try:
+            job = await self.queue.take(consumer, timeout_s)
+        except StoreError as exc:
+            self._failed(str(exc))
+            return None
+        self.outage.answered()
+        return job
+
+    async def ack(self, job: Job) -> None:
+        try:
+            await self.queue.ack(job)
+        except StoreError as exc:
+            self._failed(f"camera {job.key}: job {job.id} not acknowledged (handed out again later): {exc}")
+            return
+        self.outage.answered()
+
+    async def put(self, key: str, payload: dict[str, Any]) -> bool:
+        try:
+            queued = await self.queue.put(key, payload)
+        except StoreError as exc:
+            self._failed(str(exc))
+            raise
+        self.outage.answered()
+        return queued
+
+    async def stats(self) -> QueueStats:
+        try:
+            return await self.queue.stats()
+        except StoreError as exc:
+            self._failed(str(exc))
+            raise
 
 
 def with_credentials(url: str, login: Login | None) -> str:
@@ -139,14 +211,15 @@ class Patrol:
         self._executor = ThreadPoolExecutor(max_workers=analytics.pipeline.cpu_threads, thread_name_prefix="watch")
         self._live = LiveDetector(self.detector, node)
         self._runs = 0
+        self.jobs = PatrolJobs(node.stores.jobs, node.name)
         self._build_parts()
 
     def _build_parts(self) -> None:
         """The scheduler, the workers and the watch manager. Each runs once: a restart gets new ones."""
         node, analytics = self.node, self.analytics
-        self.scheduler = PatrolScheduler(node.stores.jobs, self.targets, analytics.scheduler)
+        self.scheduler = PatrolScheduler(self.jobs, self.targets, analytics.scheduler)
         self.pipeline: PatrolPipeline[Job] = PatrolPipeline(
-            node.stores.jobs,
+            self.jobs,
             self.source_for_job,
             self._live,
             self.sink,
@@ -202,15 +275,28 @@ class Patrol:
         try:
             async with asyncio.TaskGroup() as group:
                 if self.node.settings.node.mode == "scaleout":  # one scheduler for all nodes
-                    group.create_task(lead(self.node, self.scheduler_role, self.scheduler.run), name="patrol-scheduler")
+                    group.create_task(lead(self.node, self.scheduler_role, self._schedule), name="patrol-scheduler")
                 else:
-                    group.create_task(self.scheduler.run(), name="patrol-scheduler")
+                    group.create_task(self._schedule(), name="patrol-scheduler")
                 group.create_task(self.pipeline.run(), name="patrol-workers")
                 group.create_task(self.watch.run(), name="watch-sessions")
                 group.create_task(self._follow_watch(), name="watch-follow")
         except asyncio.CancelledError:
             await self.close()
             raise
+
+    async def _schedule(self) -> None:
+        """Run the scheduler (in scale-out: each time this node takes the role). A scheduler runs once,
+        so each start gets a new one; one stopped by the job queue failing (logged by ``PatrolJobs``)
+        is started again once the queue is due to be tried again."""
+        while True:
+            if self.scheduler.stats().state is not SchedulerState.CREATED:
+                self.scheduler = PatrolScheduler(self.jobs, self.targets, self.analytics.scheduler)
+            try:
+                await self.scheduler.run()
+                return
+            except StoreError:
+                await asyncio.sleep(max(self.jobs.retry_in_s(), self.jobs.outage.first_s))
 
     async def close(self) -> None:
         if isinstance(self.detector, Detector):
@@ -331,11 +417,20 @@ class Patrol:
 
     async def _follow_watch(self) -> None:
         refresh = self.analytics.scheduler.refresh_s
+        outage = OutageLog(
+            log,
+            "watch mode",
+            store="the camera registry",
+            meanwhile="keeping the current sessions until it answers",
+            extra={"node": self.node.name},
+        )
         while True:
             try:
                 self.watch.update(await self.recent_targets(refresh))
             except TargetsUnavailable as exc:
-                log.warning("watch mode: %s; keeping the current sessions", exc)
+                outage.failed(str(exc))
+            else:
+                outage.answered()
             await asyncio.sleep(refresh)
 
     async def _sample(self) -> dict[str, float]:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,13 +30,22 @@ import redis
 
 from tests.conftest import REDIS_SERVER, free_port
 from tests.contract.conftest import settings_for
+from xueliang.events.forwarder import Forwarder, ForwarderState
+from xueliang.events.settings import ForwarderSettings
+from xueliang.gateway import patrol as patrol_module
+from xueliang.gateway.casework import CaseWork
 from xueliang.gateway.errors import StoreUnavailable
 from xueliang.gateway.leadership import Role, lead
+from xueliang.gateway.models import CameraRecord, CameraStatus, PatrolPolicy, StreamProfile
 from xueliang.gateway.node import Node, open_node
+from xueliang.gateway.patrol import Patrol
 from xueliang.gateway.settings import Settings
 from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.stores import open_stores
-from xueliang.gateway.stores.base import OutboxStatus
+from xueliang.gateway.stores.base import Job, OutboxStatus
+from xueliang.inference.anomaly import Anomaly
+from xueliang.inference.patrol.scheduler import SchedulerState
+from xueliang.inference.patrol.stats import PipelineState
 
 
 class RestartableRedis:
@@ -308,3 +318,181 @@ async def test_redis_back_with_its_data_claimed_job_and_outbox_item_come_back(tm
             assert (await stores.outbox.get("XL-1")).status == OutboxStatus.DELIVERED
     finally:
         server.stop()
+
+
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def records(caplog: pytest.LogCaptureFixture, logger: str, level: int, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logger and r.levelno == level and text in r.getMessage()]
+
+
+def one_outage(caplog: pytest.LogCaptureFixture, logger: str, down: str, back: str) -> logging.LogRecord:
+    """The one warning (no traceback) and the one line when the store answered again, of one outage."""
+    warned = records(caplog, logger, logging.WARNING, down)
+    assert len(warned) == 1, [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned[0].exc_info is None
+    assert len(records(caplog, logger, logging.INFO, back)) == 1
+    assert not [r for r in caplog.records if r.name == logger and r.levelno >= logging.ERROR]
+    return warned[0]
+
+
+async def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_patrolling_scaleout_node_rides_out_a_redis_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failed on the old code: a worker's take raised StoreUnavailable, the pipeline task ended, its task
+    group cancelled the scheduler and the watch sessions (the supervisor restarted them all, with a
+    traceback each time); and the scheduler, whose lease was lost, could not run a second time."""
+    monkeypatch.setattr(patrol_module, "lead", functools.partial(lead, renew_s=0.1, ttl_s=2.0))
+    server = RestartableRedis(tmp_path / "redis", appendonly=True)  # the camera registry survives the restart
+    try:
+        settings = load_settings(
+            environ={},
+            environment="development",
+            node={"mode": "scaleout", "name": "a", "data_dir": str(tmp_path / "a")},
+            storage={"redis_url": server.url, "redis_prefix": "outage:", "job_visibility_s": 1.0},
+            events={"codes": {"node_tag": "AA"}},
+            detector={"model_path": str(tmp_path / "no-model.onnx")},
+            analytics={
+                "scheduler": {"tick_s": 0.05, "refresh_s": 0.2, "min_interval_s": 0.1},
+                "pipeline": {"workers": 2, "take_timeout_s": 0.1, "grab_timeout_s": 1.0},
+            },
+        )
+        async with open_node(settings) as node:
+            await node.stores.cameras.upsert(
+                CameraRecord(
+                    id="cam-1",
+                    name="cam-1",
+                    host="127.0.0.1",
+                    username="admin",
+                    password_enc=node.cipher.encrypt("pw"),
+                    # nothing listens there: each visit is a refused connection, counted, and acknowledged
+                    profiles=[StreamProfile(token="sub", snapshot_uri=f"http://127.0.0.1:{free_port()}/snap.jpg")],
+                    analysis_profile="sub",
+                    status=CameraStatus.ONLINE,
+                    policy=PatrolPolicy(interval_s=0.2),
+                )
+            )
+            patrol = Patrol(
+                node, CaseWork(node, settings.events), settings.detector, settings.sources, settings.analytics
+            )
+            await patrol.start()
+            failed_takes = 0
+            take = node.stores.jobs.take
+
+            async def counted(consumer: str, timeout_s: float) -> Job | None:
+                nonlocal failed_takes
+                try:
+                    return await take(consumer, timeout_s)
+                except StoreUnavailable:
+                    failed_takes += 1
+                    raise
+
+            node.stores.jobs.take = counted  # type: ignore[method-assign]  # a spy, the real call underneath
+            task = asyncio.create_task(patrol.run())
+            try:
+                await until(lambda: patrol.pipeline.stats().jobs >= 2)
+                caplog.set_level(logging.DEBUG, logger="xueliang.gateway.patrol")
+                caplog.clear()
+                server.stop()
+                await until(lambda: failed_takes >= 4 or task.done())  # several failed takes in the outage
+                assert not task.done(), task
+                server.start()  # with its AOF: the registry, the lease and the queued jobs are back
+                visits = patrol.pipeline.stats().jobs
+                await until(lambda: patrol.pipeline.stats().jobs >= visits + 2 or task.done())
+                assert not task.done(), task
+                assert patrol.pipeline.state is PipelineState.RUNNING
+                assert patrol.scheduler.stats().state is SchedulerState.RUNNING
+                assert patrol.scheduler_role.leading
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        down = one_outage(caplog, "xueliang.gateway.patrol", "job queue unavailable", "the job queue answers again")
+        assert "visibility timeout" in down.getMessage()
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a traceback: the patrol failed"
+    finally:
+        server.stop()
+
+
+async def test_the_forwarder_logs_one_warning_per_outbox_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, restartable: RestartableRedis
+) -> None:
+    """Failed on the old code: ``log.exception`` with a traceback every ``poll_interval_s``."""
+    async with await open_stores(settings_for("redis", tmp_path / "data", restartable.url)) as stores:
+        settings = ForwarderSettings(poll_interval_s=0.05, sender="fw-1")
+        forwarder = Forwarder(settings, stores.outbox)
+        claimed = 0
+        claim = stores.outbox.claim
+
+        async def counted(sender: str, *, limit: int, lease_s: float) -> Any:
+            nonlocal claimed
+            items = await claim(sender, limit=limit, lease_s=lease_s)
+            claimed += 1
+            return items
+
+        stores.outbox.claim = counted  # type: ignore[method-assign]  # a spy, the real call underneath
+        task = asyncio.create_task(forwarder.run())
+        try:
+            await until(lambda: forwarder.state is ForwarderState.RUNNING)
+            caplog.set_level(logging.DEBUG, logger="xueliang.events.forwarder")
+            restartable.stop()
+            await until(lambda: forwarder.stats.outbox_errors >= 5)  # several failed claims
+            restartable.start()
+            errors, before = forwarder.stats.outbox_errors, claimed
+            await until(lambda: claimed > before)  # a claim went through
+            await asyncio.sleep(0.2)  # a few more claims, all answered
+            assert forwarder.stats.outbox_errors == errors and not task.done()
+        finally:
+            forwarder.stop()
+            await asyncio.wait_for(task, 10)
+    name = "xueliang.events.forwarder"
+    down = one_outage(caplog, name, "claiming from the outbox failed", "the outbox answers again")
+    assert "StoreUnavailable" in down.getMessage()
+    assert len(records(caplog, name, logging.DEBUG, "still fails")) >= 3
+
+
+async def test_the_case_consumer_logs_one_warning_per_bus_outage_and_consumes_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, restartable: RestartableRedis
+) -> None:
+    """Failed on the old code: a warning every 2 s for as long as the bus could not be read."""
+    settings = node_settings(tmp_path, "a", restartable.url)
+    async with open_node(settings) as node:
+        cases = CaseWork(node, settings.events)
+        await cases.start()
+        attempts = 0
+        claim_stale = node.stores.bus.claim_stale
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return await claim_stale(*args, **kwargs)
+
+        node.stores.bus.claim_stale = counted  # type: ignore[method-assign]  # a spy, the real call underneath
+        task = asyncio.create_task(cases.run())
+        try:
+            await until(lambda: attempts >= 1)
+            caplog.set_level(logging.DEBUG, logger="xueliang.gateway.casework")
+            restartable.stop()
+            before = attempts
+            await until(lambda: attempts >= before + 3)  # several failed reads in the outage
+            restartable.start()  # empty: the group is created again on the next read
+            anomaly = Anomaly(camera_id="cam-9", rule="camera.unreachable", value=3.0, threshold=3.0, source="camera")
+            await cases.publish(anomaly)
+            await until(lambda: cases.consumed == 1 or task.done())
+            assert not task.done(), task
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    one_outage(caplog, "xueliang.gateway.casework", "cannot read anomalies from the bus", "the bus answers again")
