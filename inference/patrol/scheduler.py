@@ -133,6 +133,7 @@ class PatrolScheduler:
         self._versions = itertools.count(1)
         self._windows: frozenset[int] | None = None
         self._last_refresh: float | None = None
+        self._list_failing = False  # the last camera-list reading failed (one warning per outage)
         self._state = SchedulerState.CREATED
         self._queue_full = False  # the last put was refused (logged once per episode)
         self._stop = asyncio.Event()
@@ -170,8 +171,14 @@ class PatrolScheduler:
             targets = await self._targets()
         except TargetsUnavailable as exc:
             self._stats.refresh_errors += 1
-            log.warning("patrol: camera list unavailable, keeping %d cameras: %s", len(self._entries), exc)
+            # one warning per outage; the next readings that fail only at debug level
+            level = logging.DEBUG if self._list_failing else logging.WARNING
+            log.log(level, "patrol: camera list unavailable, keeping %d cameras: %s", len(self._entries), exc)
+            self._list_failing = True
             return
+        if self._list_failing:
+            self._list_failing = False
+            log.info("patrol: the camera list can be read again")
         self._stats.refreshes += 1
         for done, _ in enumerate(self._apply(targets, now), start=1):
             if done % _YIELD_EVERY == 0:

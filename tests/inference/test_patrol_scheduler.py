@@ -195,7 +195,8 @@ async def test_a_waiting_job_covers_the_next_slot_and_is_not_duplicated() -> Non
     assert (await h.queue.stats()).depth == 1
 
 
-async def test_the_camera_list_is_followed_and_kept_when_unreadable() -> None:
+async def test_the_camera_list_is_followed_and_kept_when_unreadable(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="xueliang.inference.patrol.scheduler")
     targets = cams(5, priority=1)
     h = Harness(targets, refresh_s=10.0)
     await h.run(60)
@@ -214,6 +215,11 @@ async def test_the_camera_list_is_followed_and_kept_when_unreadable() -> None:
     await h.run(120)
     assert set(h.by_camera()) == {targets[0].camera_id, "new-1"}  # still patrolled
     assert h.scheduler.stats().refresh_errors >= 10
+    warned = [r for r in caplog.records if "camera list unavailable" in r.getMessage()]
+    assert [r.levelname for r in warned].count("WARNING") == 1  # one warning per outage, not per reading
+    h.targets.fail = False
+    await h.run(20)
+    assert "the camera list can be read again" in caplog.text
 
 
 async def test_jobs_carry_what_the_worker_needs() -> None:
