@@ -7,7 +7,8 @@
 
 Give every client the same ``aiohttp.ClientSession`` (:func:`create_session`) when talking to
 many cameras: connections are pooled and bounded there, and nothing else per camera is heavy.
-Without one the client opens (and closes) its own.
+Without one the client opens (and closes) its own, refusing addresses outside ``policy`` when
+given (a shared session gets its policy from :func:`create_session`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from xueliang.connectors.onvif.parsers import (
     parse_services,
     parse_system_date_time,
 )
+from xueliang.connectors.onvif.policy import AddressPolicy
 from xueliang.connectors.onvif.ptz import PtzControl
 from xueliang.connectors.onvif.settings import OnvifSettings
 from xueliang.connectors.onvif.soap import SoapChannel, create_session, format_camera, hide_userinfo
@@ -55,6 +57,7 @@ class OnvifClient:
         timeout_s: float | None = None,
         session: aiohttp.ClientSession | None = None,
         settings: OnvifSettings | None = None,
+        policy: AddressPolicy | None = None,
     ) -> None:
         settings = settings or OnvifSettings()
         if timeout_s is not None:
@@ -64,6 +67,7 @@ class OnvifClient:
         self.camera = format_camera(host, port)
         self.settings = settings
         self._session = session
+        self._policy = policy
         self._own_session: aiohttp.ClientSession | None = None
         self._username = username
         self._password = password
@@ -93,7 +97,7 @@ class OnvifClient:
         if self._channel is None:
             session = self._session
             if session is None:
-                session = self._own_session = create_session(self.settings)
+                session = self._own_session = create_session(self.settings, policy=self._policy)
             self._channel = SoapChannel(
                 self.host, self.port, self._username, self._password, session=session, settings=self.settings
             )

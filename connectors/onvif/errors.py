@@ -4,6 +4,8 @@
 
     OnvifError                  base: something went wrong talking to one camera
     ├── Unreachable             no TCP connection: refused, no route, DNS failure, connection dropped
+    │   └── AddressRefused      not attempted: the address (as the camera gave it, or as its
+    │                           name resolved) lies outside the allowed networks
     ├── Timeout                 connected (or trying to) but no answer within the time allowed
     ├── TlsFailed               HTTPS: the camera's certificate is not trusted (self-signed, another
     │                           CA, another name) or the TLS handshake failed
@@ -25,6 +27,8 @@ Where they come from (mapped in :mod:`xueliang.connectors.onvif.soap`, one place
 by :func:`classify_fault`, which the gateway's lean sweep path uses too)::
 
     aiohttp.ClientConnectorError (refused, no route, ClientConnectorDNSError)   -> Unreachable
+    ... carrying policy.AddressRefusedError (the session's address policy)     -> AddressRefused
+    an HTTP redirect (3xx; never followed: a camera must not send us elsewhere) -> NotOnvif
     aiohttp.ServerDisconnectedError (after one retry), ClientOSError,
         ClientPayloadError                                                     -> Unreachable
     TimeoutError (asyncio.TimeoutError, aiohttp.ServerTimeoutError)            -> Timeout
@@ -88,6 +92,24 @@ class Unreachable(OnvifError):
         "right, and that no firewall blocks the gateway"
     )
     advice_zh = "请确认摄像机已通电并接入网络、IP 地址和 HTTP 端口正确，且防火墙未拦截网关。"
+
+
+class AddressRefused(Unreachable):
+    """The gateway did not connect: the address lies outside the allowed networks (the session's
+    :class:`~xueliang.connectors.onvif.policy.AddressPolicy`). Nothing was sent to it."""
+
+    title_en = "Not connecting: address outside the allowed networks"
+    title_zh = "拒绝连接：地址不在允许的网络内"
+    advice_en = (
+        "The camera gave (or its name resolves to) an address outside security.allowed_networks; "
+        "add that network to security.allowed_networks if the camera really is there, otherwise fix "
+        "the camera's configuration (or set onvif.rewrite_addresses: true for cameras behind NAT)"
+    )
+    advice_zh = (
+        "摄像机提供的地址（或其主机名解析出的地址）不在 security.allowed_networks 内；若摄像机确实在该网络，"
+        "请将其加入 security.allowed_networks，否则请修正摄像机配置"
+        "（NAT 后的摄像机可设置 onvif.rewrite_addresses: true）。"
+    )
 
 
 class Timeout(OnvifError):

@@ -11,11 +11,16 @@ with ``created`` in UTC. Cameras reject tokens whose ``created`` is far from the
 ``created`` is shifted by the offset measured with the unauthenticated ``GetSystemDateAndTime``:
 onvif-zeep-async's ``UsernameDigestTokenDtDiff(dt_diff=...)`` does exactly that (its
 ``ONVIFCamera(adjust_time=True)`` path) and is reused here.
+
+Cameras are untrusted: redirects are never followed (a 3xx is ``NotOnvif``), and a session made
+with an address policy (``create_session(settings, policy=guard)``) refuses, at connect time, any
+address outside it, whoever supplied it (:mod:`xueliang.connectors.onvif.policy`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import functools
 import logging
@@ -30,6 +35,7 @@ from onvif.client import UsernameDigestTokenDtDiff
 
 from xueliang.connectors.onvif import ns
 from xueliang.connectors.onvif.errors import (
+    AddressRefused,
     AuthFailed,
     ClockSkew,
     MalformedResponse,
@@ -50,6 +56,7 @@ from xueliang.connectors.onvif.parsers import (
     parse_fault,
     parse_xml,
 )
+from xueliang.connectors.onvif.policy import AddressPolicy, guarded_socket_factory, refused_by_policy
 from xueliang.connectors.onvif.settings import OnvifSettings
 from xueliang.connectors.onvif.tls import ssl_context
 from xueliang.connectors.onvif.wsdl import build_plain_request, build_request, load_binding
@@ -79,18 +86,21 @@ RETRY_ONCE_ERRORS = (
 )
 
 
-def create_session(settings: OnvifSettings) -> aiohttp.ClientSession:
+def create_session(settings: OnvifSettings, *, policy: AddressPolicy | None = None) -> aiohttp.ClientSession:
     """The HTTP session to share between all ``OnvifClient``s of a process (caller closes it).
 
     ``limit`` bounds open connections across all cameras; idle ones are dropped after
     ``keepalive_s`` so a bulk import does not keep one socket per finished camera. HTTPS
-    certificates are verified as ``verify_tls`` and ``ca_bundle`` say (:mod:`.tls`).
+    certificates are verified as ``verify_tls`` and ``ca_bundle`` say (:mod:`.tls`). With
+    ``policy`` (the gateway passes its ``NetworkGuard``) every connection is checked on the IP
+    address it is about to use, after DNS: a refused one raises ``AddressRefused``.
     """
     connector = aiohttp.TCPConnector(
         limit=settings.pool_size,
         limit_per_host=8,
         keepalive_timeout=settings.keepalive_s,
         ssl=ssl_context(settings.verify_tls, settings.ca_bundle),
+        socket_factory=guarded_socket_factory(policy) if policy is not None else None,
     )
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": "xueliang-gateway-onvif"})
 
@@ -113,6 +123,22 @@ def hide_userinfo(url: str) -> str:
     """``url`` with any ``user:password@`` shown as ``***@``, for messages and logs. Pure text, so it
     works on addresses too broken to parse (a camera's XAddr may carry its credentials)."""
     return _USERINFO.sub(r"\1***@", url)
+
+
+REFUSALS_REMEMBERED = 10_000  # (camera, address) pairs whose refusal was logged; oldest forgotten first
+_refusals_logged: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+
+
+def log_refusal_once(camera: str, address: str, advertised: str, message: str) -> None:
+    """One warning per camera and refused address per process (each call still raises)."""
+    key = (camera, address)
+    if key in _refusals_logged:
+        _refusals_logged.move_to_end(key)
+        return
+    _refusals_logged[key] = None
+    if len(_refusals_logged) > REFUSALS_REMEMBERED:
+        _refusals_logged.popitem(last=False)
+    logger.warning("camera %s: not connecting to %s (for %s): %s", camera, address, advertised, message)
 
 
 def format_camera(host: str, port: int) -> str:
@@ -247,7 +273,11 @@ class SoapChannel:
         shown = hide_userinfo(address)
         for attempt in (1, 2):
             try:
-                async with self._session.post(address, data=payload, headers=headers, timeout=timeout) as response:
+                async with self._session.post(
+                    address, data=payload, headers=headers, timeout=timeout, allow_redirects=False
+                ) as response:
+                    if 300 <= response.status < 400:
+                        raise self._redirected(operation, shown, response)
                     content = await self._read_bounded(response, operation)
                     return response.status, response.headers.get("Content-Type", ""), content
             except TIMEOUT_ERRORS:
@@ -265,6 +295,12 @@ class SoapChannel:
             except TLS_ERRORS as exc:
                 raise TlsFailed(self.camera, operation, f"the TLS handshake with {shown} failed: {exc}") from exc
             except CONNECT_ERRORS as exc:
+                refused = refused_by_policy(exc)
+                if refused is not None:
+                    log_refusal_once(self.camera, refused.address, shown, refused.reason)
+                    raise AddressRefused(
+                        self.camera, operation, f"not connecting to {refused.address} (for {shown}): {refused.reason}"
+                    ) from exc
                 reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc)
                 raise Unreachable(self.camera, operation, f"cannot connect to {shown}: {reason}") from exc
             except DROPPED_ERRORS as exc:
@@ -289,6 +325,18 @@ class SoapChannel:
             if len(content) > limit:
                 raise self._too_big(operation, f"went past {limit} bytes")
         return bytes(content)
+
+    def _redirected(self, operation: str, shown: str, response: aiohttp.ClientResponse) -> NotOnvif:
+        location = hide_userinfo(response.headers.get("Location", ""))[:200] or "(no Location)"
+        return NotOnvif(
+            self.camera,
+            operation,
+            f"{shown} answered HTTP {response.status} redirecting to {location!r}; redirects are not followed",
+            advice=(
+                "An ONVIF service answers at its own address; if the camera moved, register it at its new "
+                "address (a camera's answers are never trusted to send the gateway elsewhere)"
+            ),
+        )
 
     def _too_big(self, operation: str, what: str) -> MalformedResponse:
         return MalformedResponse(

@@ -7,8 +7,11 @@ event loop (``loop.getaddrinfo`` runs in the default executor) and the answer is
 ``cameras.dns_cache_s`` seconds. A name is refused if ANY of its addresses is outside, so a
 round-robin record cannot smuggle one in.
 
-Limit: the connection itself is made by name, so a DNS server that changes its answer between the
-check and the connect (rebinding) is not caught; camera networks use their own resolvers.
+This is the check-before-connect. It cannot stop what a camera says later (XAddrs, redirects) nor a
+name that resolves elsewhere when the connection is made (DNS rebinding): a guard is also an
+``xueliang.connectors.onvif.AddressPolicy``, and ``create_session(onvif, policy=guard)`` checks
+every ONVIF connection on the IP it is about to use. A path that connects by name itself (a raw
+socket, ffmpeg) must connect to an address ``check`` returned, not to the name again.
 """
 
 from __future__ import annotations
