@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from xueliang.connectors.onvif.policy import guarded_socket_factory
 from xueliang.gateway.cameras.errors import CameraAddressError
 from xueliang.gateway.cameras.export import all_cameras
 from xueliang.gateway.casework import CaseWork
@@ -258,7 +259,12 @@ class Patrol:
         # On a small node JPEG decode and quality checks run on the detector's session threads: one
         # hand-off less per frame (benchmarks/pipeline.py: 0.86 of the hardware limit on 2 cores; the
         # detection in that same hand-off too measured no better, see there).
-        self.snapshots = SnapshotClient(self.source_settings, target_size=size, executor=self._shared_executor())
+        self.snapshots = SnapshotClient(
+            self.source_settings,
+            target_size=size,
+            executor=self._shared_executor(),
+            socket_factory=guarded_socket_factory(self.node.guard),  # a name resolving outside is refused too
+        )
         self._build_parts()
         self.node.metrics.add_sampler("patrol", self._sample)
 

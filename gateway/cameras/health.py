@@ -26,6 +26,7 @@ from typing import TypeVar
 from xml.sax.saxutils import escape
 
 from xueliang.connectors.onvif import (
+    AddressRefused,
     AuthFailed,
     DeviceFault,
     MalformedResponse,
@@ -97,7 +98,11 @@ class HealthChecker:
         offset: float | None = None
         for _attempt in range(self.settings.attempts):
             connection = CameraConnection(
-                camera, self.settings.connect_timeout_s, self.onvif.max_clock_skew_s, self.onvif.parse_in_executor_bytes
+                camera,
+                self.settings.connect_timeout_s,
+                self.onvif.max_clock_skew_s,
+                self.onvif.parse_in_executor_bytes,
+                policy=self.guard,
             )
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
@@ -109,8 +114,8 @@ class HealthChecker:
             finally:
                 offset = connection.clock_offset_s
                 connection.close()
-            if not isinstance(error, Unreachable | Timeout):
-                break
+            if isinstance(error, AddressRefused) or not isinstance(error, Unreachable | Timeout):
+                break  # a refused address stays refused: no second attempt
         assert error is not None
         needs_probe = isinstance(error, DeviceFault) and error.operation == "GetStreamUri"
         status = status_for(error)

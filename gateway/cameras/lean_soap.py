@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import os
+import socket
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -23,12 +25,14 @@ from xml.sax.saxutils import escape
 import httptools
 
 from xueliang.connectors.onvif import (
+    AddressRefused,
     MalformedResponse,
     NotOnvif,
     Timeout,
     Unreachable,
 )
 from xueliang.connectors.onvif.parsers import Element
+from xueliang.connectors.onvif.policy import AddressPolicy
 from xueliang.connectors.onvif.soap import format_camera, hide_userinfo, interpret_answer
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -137,9 +141,19 @@ class CameraConnection:
     camera keeps them alive; close with ``close()``."""
 
     def __init__(
-        self, camera: str, connect_timeout_s: float, max_clock_skew_s: float, parse_in_executor_bytes: int
+        self,
+        camera: str,
+        connect_timeout_s: float,
+        max_clock_skew_s: float,
+        parse_in_executor_bytes: int,
+        *,
+        policy: AddressPolicy | None = None,
     ) -> None:
+        """``policy``: where connections may go (the node's ``NetworkGuard``); each host, the media
+        XAddr's included, is resolved, checked and then connected to by the checked address, so a
+        name cannot resolve elsewhere between the check and the connect."""
         self.camera = camera
+        self.policy = policy
         self.connect_timeout_s = connect_timeout_s
         self.max_clock_skew_s = max_clock_skew_s
         self.parse_in_executor_bytes = parse_in_executor_bytes
@@ -159,7 +173,8 @@ class CameraConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _transport, protocol = await loop.create_connection(_Response, host, port)
+                address = host if self.policy is None else await self._allowed_address(host, port, operation)
+                _transport, protocol = await loop.create_connection(_Response, address, port)
         except TimeoutError:
             raise Timeout(self.camera, operation, f"no TCP connection within {self.connect_timeout_s:g} s") from None
         except OSError as exc:
@@ -167,6 +182,20 @@ class CameraConnection:
             raise Unreachable(self.camera, operation, f"cannot connect to {host}:{port}: {reason}") from exc
         self._open[(host, port)] = protocol
         return protocol
+
+    async def _allowed_address(self, host: str, port: int, operation: str) -> str:
+        """The first address of ``host`` the policy allows; ``AddressRefused`` when it allows none."""
+        assert self.policy is not None
+        rows = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [str(row[4][0]).split("%")[0] for row in rows]
+        for address in addresses:
+            if self.policy.allows(ipaddress.ip_address(address)):
+                return address
+        raise AddressRefused(
+            self.camera,
+            operation,
+            f"not connecting to {host} ({', '.join(addresses)}): outside the allowed networks {self.policy.described}",
+        )
 
     async def call(self, url: str, namespace: str, operation: str, body: bytes) -> Element:
         """POST ``body`` to ``url`` and return the SOAP Body's answer element, or raise an ``OnvifError``."""

@@ -72,7 +72,7 @@ class CameraService:
 
     async def open(self) -> None:
         assert self.state is ServiceState.NEW, f"open() on a {self.state} camera service"
-        self._session = create_session(self.onvif)
+        self._session = create_session(self.onvif, policy=self.guard)  # every connection, redirect or XAddr included
         self.state = ServiceState.OPEN
 
     async def close(self) -> None:

@@ -17,12 +17,13 @@ import asyncio
 import itertools
 import logging
 import re
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -41,6 +42,7 @@ from xueliang.inference.sources.jpeg import decode_jpeg
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+SocketFactory = Callable[[Any], socket.socket]  # aiohttp's: one getaddrinfo() row -> an unconnected socket
 
 _USERINFO = re.compile(r"//[^@?#]*@")
 SOURCE_CACHE = 65_536  # cameras whose snapshot source (and digest challenge) a client keeps, LRU
@@ -62,16 +64,22 @@ class SnapshotClient:
         *,
         target_size: tuple[int, int] | None = None,
         executor: Executor | None = None,
+        socket_factory: SocketFactory | None = None,
     ) -> None:
         """``target_size``: the detector's input (width, height), for reduced-scale decode.
 
         ``executor``: decode there (``Detector.executor`` on a small node, see there) instead of in a
         pool of ``decode_threads`` of the client's own; a borrowed executor is never shut down here.
+
+        ``socket_factory``: makes each connection's socket once its address is resolved (aiohttp's
+        ``TCPConnector(socket_factory=...)``); the gateway passes one that refuses addresses outside
+        the allowed networks, so a camera name that resolves elsewhere is refused at connect time.
         """
         self.settings = settings
         self.target_size = target_size if settings.reduced_decode else None
         self.counters = SourceCounters()
         self._http: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
+        self._socket_factory = socket_factory
         self._own_decoders = executor is None
         self._decoders: Executor = executor or ThreadPoolExecutor(
             max_workers=settings.decode_threads, thread_name_prefix="jpeg"
@@ -117,7 +125,9 @@ class SnapshotClient:
         if self._http is None:
             s = self.settings
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=s.snapshot_pool_size, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=s.snapshot_pool_size, limit_per_host=0, socket_factory=self._socket_factory
+                ),
                 # the whole request runs under asyncio.timeout(snapshot_timeout_s) in _fetch: no second timer
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.snapshot_connect_timeout_s),
                 cookie_jar=aiohttp.DummyCookieJar(),  # cameras' cookies are never sent to another camera

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from xueliang.connectors.onvif import MalformedResponse, OnvifSettings
+from xueliang.connectors.onvif import AddressRefused, MalformedResponse, OnvifSettings, Unreachable
 from xueliang.connectors.onvif.replay import system_date_time_response
 from xueliang.gateway.cameras.endpoints import MediaEndpoint
 from xueliang.gateway.cameras.guard import NetworkGuard
@@ -188,3 +188,30 @@ async def test_an_unusable_service_address_is_malformed_and_hides_its_password(u
     with pytest.raises(MalformedResponse, match="unusable service address") as caught:
         await connection.call(url, "urn:ns", "GetStreamUri", b"")
     assert "s3cr3t" not in str(caught.value)
+
+
+async def test_a_policy_is_checked_on_the_resolved_address_and_the_checked_address_is_used() -> None:
+    """With the node's guard, a host outside the allowed networks is never connected to (the media
+    XAddr a camera gives included), and a name is connected to by the address that was checked."""
+    seen: list[str] = []
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("sockname")[0])
+        writer.close()
+
+    forbidden = await asyncio.start_server(count, "127.0.0.2", 0)
+    allowed = await asyncio.start_server(count, "127.0.0.1", 0)
+    guard = NetworkGuard([ipaddress.ip_network("127.0.0.1/32")])
+    connection = CameraConnection("cam-1", 1.0, 5.0, 1 << 20, policy=guard)
+    try:
+        port = forbidden.sockets[0].getsockname()[1]
+        with pytest.raises(AddressRefused, match=r"not connecting to 127\.0\.0\.2 .*outside the allowed networks"):
+            await connection.call(f"http://127.0.0.2:{port}/onvif/media", "urn:ns", "GetStreamUri", b"")
+        port = allowed.sockets[0].getsockname()[1]
+        with pytest.raises(Unreachable):  # reached (by its checked address), then it hung up
+            await connection.call(f"http://localhost:{port}/onvif/device", "urn:ns", "GetSystemDateAndTime", b"")
+        assert seen and set(seen) == {"127.0.0.1"}  # never the forbidden listener (127.0.0.2)
+    finally:
+        connection.close()
+        forbidden.close()
+        allowed.close()

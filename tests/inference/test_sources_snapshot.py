@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from xueliang.connectors.onvif.policy import guarded_socket_factory
+from xueliang.gateway.cameras.guard import NetworkGuard
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import CorruptFrame, SourceAuthFailed, SourceTimeout, SourceUnavailable
 from xueliang.inference.frames import Frame, Image
@@ -237,6 +240,16 @@ async def test_http_errors_and_unreachable_cameras(camera: Camera) -> None:
             await closed.read()
     assert "cannot be reached (ClientConnectorError" in str(caught.value)
     assert PASSWORD not in str(caught.value)  # credentials in the URL are never shown
+
+
+async def test_a_socket_factory_refusing_the_address_stops_the_connection(camera: Camera) -> None:
+    """The gateway's guard, at connect time (after DNS): the camera never sees a request."""
+    guard = NetworkGuard([ipaddress.ip_network("10.0.0.0/8")])
+    async with SnapshotClient(SETTINGS, socket_factory=guarded_socket_factory(guard)) as client:
+        source = client.source("gate-10", camera.base + "/snap.jpg", username=USER, password=PASSWORD)
+        with pytest.raises(SourceUnavailable, match=r"outside the allowed networks 10\.0\.0\.0/8"):
+            await source.read()
+    assert camera.requests == []
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/snap.jpg", "snap.jpg", f"http://{USER}:{PASSWORD}@[::1/snap.jpg"])
