@@ -20,6 +20,8 @@ from xueliang.gateway.settings_loading import default_config_text
 
 app = typer.Typer(
     help="Xueliang Gateway (雪亮网关): cameras over ONVIF, patrol analytics, cases, live walls.",
+    epilog="Exit codes: 0 done; 1 the work failed (rows or cameras failed, unknown user or key); "
+    "2 usage or setup error (bad option, configuration, data_dir or Redis cannot be opened); 130 interrupted.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -47,8 +47,10 @@ class _Bar:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: TaskID | None = None
+        self.last: ImportProgress | None = None
 
     def __call__(self, current: ImportProgress) -> None:
+        self.last = current
         eta_s = current.eta_s
         rate = f"{current.rate:.1f}/s"
         eta = "-" if eta_s is None else f"{int(eta_s) // 60}:{int(eta_s) % 60:02d}"
@@ -63,19 +65,27 @@ class _Bar:
 @cameras_app.command("import")
 def import_(
     *,
-    file: Annotated[Path, typer.Argument(help="Camera list: CSV (UTF-8 or GB18030) or XLSX.", exists=True)],
+    file: Annotated[
+        Path, typer.Argument(help="Camera list: CSV (UTF-8 or GB18030) or XLSX.", exists=True, dir_okay=False)
+    ],
     resume: Annotated[
-        Path | None, typer.Option("--resume", help="Result file of an earlier run: skip rows done since.", exists=True)
+        Path | None,
+        typer.Option(
+            "--resume", help="Result file of an earlier run: skip rows done since.", exists=True, dir_okay=False
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, max=4096, help="Rows in flight (cameras.import_concurrency).")
     ] = None,
     result: Annotated[
-        Path | None, typer.Option("--result", help="Where the per-row result file goes (default: FILE.result.csv).")
+        Path | None,
+        typer.Option("--result", help="Where the per-row result file goes (default: FILE.result.csv).", dir_okay=False),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Provision every camera of a list; writes a per-row result file; exit 1 if any row failed."""
+    """Provision every camera of a list; writes a per-row result file; exit 1 if any row failed.
+
+    Ctrl-C stops it (exit 130): the rows done so far are in the result file; run again with --resume."""
     from xueliang.gateway.cameras.bulk import BulkImport, ImportReport, default_result_path
     from xueliang.gateway.cameras.service import CameraService
     from xueliang.gateway.node import open_node
@@ -93,8 +103,20 @@ def import_(
             importer = BulkImport(service, actor=actor(), concurrency=concurrency, on_progress=bar)
             return await importer.run(file, target, resume=resume)
 
-    with Progress(*columns, console=out) as progress:
-        report = asyncio.run(work(_Bar(progress)))
+    bar = _Bar(Progress(*columns, console=out))
+    try:
+        with bar.progress:
+            report = asyncio.run(work(bar))
+    except KeyboardInterrupt:
+        if bar.last is None or not bar.last.done:
+            raise _fail("已中断 interrupted before any row was done", 130) from None
+        raise _fail(
+            f"已中断 interrupted after {bar.last.done} of {bar.last.total} rows; they are in {target}: "
+            f"run again with --resume {target}",
+            130,
+        ) from None
+    except OSError as exc:  # the result file cannot be written (read-only or full disk)
+        raise _fail(f"cannot write {exc.filename or target}: {exc.strerror}") from exc
     _summary(report.results, report.progress)
     if report.unknown_columns:
         out.print(f"[yellow]columns not used:[/] {', '.join(report.unknown_columns)}")
@@ -128,8 +150,12 @@ def discover(
     ] = None,
     address: Annotated[list[str] | None, typer.Option("--address", help="One address to ask (repeatable).")] = None,
     multicast: Annotated[bool, typer.Option("--multicast", help="Ask the local segment (239.255.255.250).")] = False,
-    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for answers (onvif.discovery).")] = None,
-    port: Annotated[int, typer.Option(help="WS-Discovery port of the cameras (3702; other values for labs).")] = 3702,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds to wait for answers (onvif.discovery).")
+    ] = None,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="WS-Discovery port of the cameras (3702; other values for labs).")
+    ] = 3702,
     config: ConfigOption = None,
 ) -> None:
     """Find ONVIF cameras with WS-Discovery; shows which are registered already."""
@@ -202,8 +228,8 @@ def _split_address(address: str, port: int | None) -> tuple[str, int]:
     host, found = address, port
     if address.count(":") == 1:  # host:port (an IPv6 literal has several colons)
         host, _, text = address.partition(":")
-        if not text.isdigit():
-            raise _fail(f"{address!r}: the port after ':' must be a number", 2)
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise _fail(f"{address!r}: the port after ':' must be a number from 1 to 65535", 2)
         found = port or int(text)
     try:
         return normalise_host(host), found or 80
@@ -331,7 +357,7 @@ def list_(
 @cameras_app.command()
 def export(
     *,
-    out_file: Annotated[Path, typer.Argument(metavar="OUT", help="File to write (.csv or .xlsx).")],
+    out_file: Annotated[Path, typer.Argument(metavar="OUT", help="File to write (.csv or .xlsx).", dir_okay=False)],
     format_: Annotated[str | None, typer.Option("--format", help="csv or xlsx (default: from OUT's suffix).")] = None,
     status: StatusOption = None,
     region: RegionOption = None,

@@ -20,8 +20,10 @@ ConfigOption = Annotated[
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
-    if config is not None and not config.is_file():
+    if config is not None and not config.exists():
         raise ConfigError(str(config), [ConfigProblem("(file)", "no such file", "check the path")])
+    if config is not None and config.is_dir():
+        raise ConfigError(str(config), [ConfigProblem("(file)", "is a directory", "name the YAML file in it")])
     return load_settings(config, environ=None, **overrides)
 
 

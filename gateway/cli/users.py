@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from xueliang.gateway.cli.options import actor
@@ -9,6 +10,8 @@ from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError, No
 from xueliang.gateway.models import ApiKey, Role, User
 from xueliang.gateway.node import open_node
 from xueliang.gateway.settings import Settings
+
+USERNAME = re.compile(r"[A-Za-z0-9_.\-]{2,64}")  # as the API's POST /api/users (api/routes/users.py)
 
 
 def _role(name: str) -> Role:
@@ -23,8 +26,23 @@ def _role(name: str) -> Role:
 
 
 async def add(settings: Settings, username: str, role_name: str, password: str | None) -> str:
+    """Add ``username``; ``password`` None: a random one (returned, to be shown once)."""
+    if not USERNAME.fullmatch(username):
+        raise ConfigError(
+            "USERNAME",
+            [ConfigProblem("username", f"{username!r} is not 2-64 letters, digits, _ . -", "choose another")],
+        )
     role = _role(role_name)
-    password = password or secrets.token_urlsafe(12)
+    if password == "":
+        raise ConfigError(
+            "--password-stdin",
+            [
+                ConfigProblem(
+                    "password", "nothing read from stdin", "pipe it in: ... | xueliang users add NAME --password-stdin"
+                )
+            ],
+        )
+    password = secrets.token_urlsafe(12) if password is None else password
     if len(password) < 10:
         raise ConfigError("--password-stdin", [ConfigProblem("password", "too short", "use at least 10 characters")])
     async with open_node(settings) as node:
