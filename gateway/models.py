@@ -123,6 +123,11 @@ class CameraQuery(BaseModel):
     offset: int = Field(0, ge=0)
 
 
+#: what a user name may be: the API and the CLI refuse anything else with this description
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{2,64}$"
+USERNAME_RULE = "2-64 letters, digits, _ . -"
+
+
 class User(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,8 +1,9 @@
 """Runs the API server for ``xueliang run`` / ``xueliang demo`` and greets the person who started it.
 
-A gateway error raised while the app starts (a broken grading table, a store that cannot be opened)
-ends the process the way the CLI reports configuration errors (the problems named, exit code 2;
-other gateway errors exit 1), not as a logged traceback: ``StartupGuard`` keeps it from uvicorn.
+A gateway error raised while the app starts (a broken grading table, a store that cannot be opened,
+a data directory another node holds) ends the process the way the CLI reports configuration errors
+(the problems named, exit code 2; other gateway errors exit 1), not as a logged traceback:
+``StartupGuard`` keeps it from uvicorn.
 """
 
 from __future__ import annotations

@@ -15,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import AdminUser, NodeDep
 from xueliang.gateway.errors import Conflict
-from xueliang.gateway.models import ApiKey, Role, User
+from xueliang.gateway.models import USERNAME_PATTERN, USERNAME_RULE, ApiKey, Role, User
 from xueliang.gateway.security import new_api_key
 
 router = APIRouter(prefix="/api", tags=["users"])
-
-USERNAME = r"^[A-Za-z0-9_.\-]{2,64}$"
 
 
 class UserPublic(BaseModel):
@@ -33,7 +31,7 @@ class UserPublic(BaseModel):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(pattern=USERNAME, description="2-64 letters, digits, _ . -")
+    username: str = Field(pattern=USERNAME_PATTERN, description=USERNAME_RULE)
     password: str = Field(min_length=10, max_length=256, description="At least 10 characters")
     role: Role
 

@@ -260,8 +260,9 @@ def probe(
     settings = settings_from(config)
 
     async def work() -> ProbeResult:
-        await NetworkGuard(settings.security.allowed_networks).check(host)
-        async with create_session(settings.onvif) as session:
+        guard = NetworkGuard(settings.security.allowed_networks)
+        await guard.check(host)
+        async with create_session(settings.onvif, policy=guard) as session:  # XAddrs it gives are checked too
             client = OnvifClient(host, port_number, user, password, session=session, settings=settings.onvif)
             async with client:
                 return await client.probe()

@@ -7,11 +7,11 @@ import secrets
 
 from xueliang.gateway.cli.options import actor
 from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError, NotFound
-from xueliang.gateway.models import ApiKey, Role, User
+from xueliang.gateway.models import USERNAME_PATTERN, USERNAME_RULE, ApiKey, Role, User
 from xueliang.gateway.node import open_node
 from xueliang.gateway.settings import Settings
 
-USERNAME = re.compile(r"[A-Za-z0-9_.\-]{2,64}")  # as the API's POST /api/users (api/routes/users.py)
+USERNAME = re.compile(USERNAME_PATTERN)  # the API's rule (POST /api/users)
 
 
 def _role(name: str) -> Role:
@@ -30,7 +30,7 @@ async def add(settings: Settings, username: str, role_name: str, password: str |
     if not USERNAME.fullmatch(username):
         raise ConfigError(
             "USERNAME",
-            [ConfigProblem("username", f"{username!r} is not 2-64 letters, digits, _ . -", "choose another")],
+            [ConfigProblem("username", f"{username!r} is not {USERNAME_RULE}", "choose another")],
         )
     role = _role(role_name)
     if password == "":
