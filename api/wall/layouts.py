@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from xueliang.api.deps import Operator
 from xueliang.api.wall.deps import WallDep
-from xueliang.api.wall.saved import WallDocument
+from xueliang.api.wall.saved import WallDocument, WallUpdate
 
 router = APIRouter(prefix="/api/wall", tags=["wall"])
 
@@ -17,5 +17,5 @@ async def get_saved(principal: Operator, wall: WallDep) -> WallDocument:
 
 
 @router.put("/saved", summary="Replace my saved walls and tours")
-async def put_saved(document: WallDocument, principal: Operator, wall: WallDep) -> WallDocument:
+async def put_saved(document: WallUpdate, principal: Operator, wall: WallDep) -> WallDocument:
     return await wall.saved.save(principal.name, document)

@@ -6,7 +6,9 @@ never arrives (the page closed, the network dropped) stops by itself.
 
 Before anything is sent, the camera's address and password are checked as for the live stream
 (``xueliang.api.wall.cameras``): outside the allowed networks, or a password that cannot be
-decrypted, is a 409 on both routes; a camera that cannot be reached or refuses is a 502.
+decrypted, is a 409 on both routes; a camera that cannot be reached or refuses is a 502. A preset
+token that is not among the camera's presets on record is a 404 before the camera is asked (when
+the record lists none, the camera decides).
 
 The ONVIF clients are kept per camera in ``ptz_clients``.
 """
@@ -24,6 +26,7 @@ from xueliang.api.wall.cameras import camera_password, check_camera_host, ptz_pr
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
 from xueliang.connectors.onvif import OnvifError, Unsupported
+from xueliang.gateway.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,12 @@ async def ptz(camera_id: str, body: PtzRequest, principal: Operator, node: NodeD
     camera = await node.stores.cameras.get(camera_id)
     if not camera.ptz:
         raise PtzUnsupported(f"camera {camera_id} ({camera.name}) has no PTZ on record")
+    if body.action == "preset" and camera.ptz_presets and body.preset not in camera.ptz_presets:
+        known = ", ".join(sorted(camera.ptz_presets))
+        raise NotFound(
+            f"预置位 {body.preset} 不存在：摄像机 {camera_id}（{camera.name}）的预置位为 {known} / "
+            f"camera {camera_id} has no preset {body.preset!r} (presets on record: {known})"
+        )
     profile = ptz_profile(camera)
     await check_camera_host(node, camera, camera.host, "PTZ", PtzFailed)
     client = wall.ptz.client(camera, camera_password(node, camera))

@@ -19,9 +19,9 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xueliang.api.wall.errors import SavedWallError, SavedWallLimit
 from xueliang.gateway.models import utcnow
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 Layout = Literal[1, 4, 9, 16]
+CameraId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class SavedWall(BaseModel):
@@ -39,7 +40,7 @@ class SavedWall(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=64, description="Shown in the wall list")
     layout: Layout = Field(4, description="Tiles: 1, 4, 9 or 16")
-    cameras: list[str | None] = Field(default_factory=list, max_length=16, description="Camera id per tile")
+    cameras: list[CameraId | None] = Field(default_factory=list, max_length=16, description="Camera id per tile")
 
 
 class Tour(BaseModel):
@@ -49,7 +50,7 @@ class Tour(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=64, description="Shown in the tour list")
     layout: Layout = Field(4, description="Tiles per step: 1, 4, 9 or 16")
-    cameras: list[str] = Field(..., min_length=1, max_length=1000, description="Camera ids in order")
+    cameras: list[CameraId] = Field(..., min_length=1, max_length=1000, description="Camera ids in order")
     interval_s: int = Field(15, ge=5, le=3600, description="Seconds each step stays on the wall")
 
 
@@ -59,6 +60,21 @@ class WallDocument(BaseModel):
     walls: list[SavedWall] = Field(default_factory=list)
     tours: list[Tour] = Field(default_factory=list)
     updated_at: datetime | None = None
+
+
+class WallUpdate(WallDocument):
+    """What ``PUT /api/wall/saved`` accepts: a document whose names the page can tell apart.
+
+    Kept off ``WallDocument`` so that a file written before these checks still loads."""
+
+    @model_validator(mode="after")
+    def _names_usable(self) -> WallUpdate:
+        for kind, names in (("wall", [w.name for w in self.walls]), ("tour", [t.name for t in self.tours])):
+            if blank := [n for n in names if not n.strip()]:
+                raise ValueError(f"{kind} name {blank[0]!r} is blank: give it a name the list can show")
+            if dupes := sorted({n for n in names if names.count(n) > 1}):
+                raise ValueError(f"{kind} name {dupes[0]!r} is used twice: each {kind} needs its own name")
+        return self
 
 
 class SavedWalls:

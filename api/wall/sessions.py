@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 
 from aiortc import (
+    InvalidAccessError,
+    InvalidStateError,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -27,6 +29,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 
 from xueliang.api.wall.errors import CapacityReached, OfferRejected, SessionNotFound
 from xueliang.api.wall.models import SourceSpec
@@ -38,6 +41,20 @@ log = logging.getLogger(__name__)
 
 REAP_TICK_S = 0.5
 CLOSED_STATES = frozenset({"failed", "closed"})
+# What aiortc raises on an offer it cannot parse or answer: its SDP parser fails with ValueError,
+# AssertionError, KeyError (an unknown a=setup), IndexError; applying it with OperationError (no
+# codec we can send, e.g. H.264 packetization-mode 0 only), AttributeError (a repeated m-line),
+# InvalidAccessError / InvalidStateError. All are a bad offer (400), never our failure (500).
+OFFER_ERRORS = (
+    ValueError,
+    AssertionError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OperationError,
+    InvalidAccessError,
+    InvalidStateError,
+)
 
 
 @dataclass(slots=True)
@@ -89,6 +106,7 @@ class Sessions:
         self.relay = relay
         self.settings = settings
         self._sessions: dict[str, ViewerSession] = {}
+        self._opening: dict[str, int] = {}  # owner -> offers being answered (they count against the limits)
         self._changed = asyncio.Event()
 
     def __len__(self) -> int:
@@ -101,7 +119,8 @@ class Sessions:
             raise SessionNotFound(f"no viewer session {session_id!r}: it ended or never existed") from None
 
     def owned_by(self, owner: str) -> int:
-        return sum(1 for s in self._sessions.values() if s.owner == owner)
+        """Sessions of ``owner``, counting the offers of theirs being answered right now."""
+        return sum(1 for s in self._sessions.values() if s.owner == owner) + self._opening.get(owner, 0)
 
     def _configuration(self) -> RTCConfiguration:
         servers = [
@@ -115,8 +134,10 @@ class Sessions:
         return RTCConfiguration(iceServers=servers or None)
 
     async def open(self, spec: SourceSpec, offer_sdp: str, owner: str) -> tuple[ViewerSession, str]:
-        """Answer ``offer_sdp`` with a session streaming ``spec``'s camera; returns (session, answer SDP)."""
-        if len(self._sessions) >= self.settings.max_sessions:
+        """Answer ``offer_sdp`` with a session streaming ``spec``'s camera; returns (session, answer SDP).
+
+        The limits count offers still being answered: concurrent offers cannot pass them."""
+        if len(self._sessions) + sum(self._opening.values()) >= self.settings.max_sessions:
             raise CapacityReached(
                 f"this node serves {len(self._sessions)} viewer sessions (wall.max_sessions); try again later"
             )
@@ -130,6 +151,15 @@ class Sessions:
             raise OfferRejected("the SDP offer has no video section: offer one recvonly video transceiver")
         if "h264" not in offer_sdp.lower():
             raise OfferRejected("the browser offers no H.264: the wall needs a browser with H.264 WebRTC support")
+        self._opening[owner] = self._opening.get(owner, 0) + 1
+        try:
+            return await self._answer(spec, offer_sdp, owner)
+        finally:
+            self._opening[owner] -= 1
+            if not self._opening[owner]:
+                del self._opening[owner]
+
+    async def _answer(self, spec: SourceSpec, offer_sdp: str, owner: str) -> tuple[ViewerSession, str]:
         track = self.relay.attach(spec)
         pc = RTCPeerConnection(self._configuration())
         session = ViewerSession(secrets.token_urlsafe(12), spec.camera_id, owner, pc, track)
@@ -139,9 +169,13 @@ class Sessions:
             route_keyframe_requests(transceiver.sender, track)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, AssertionError) as exc:  # aiortc: malformed or incompatible SDP
+        except OFFER_ERRORS as exc:  # aiortc: malformed or incompatible SDP
             await self._dispose(session)
-            raise OfferRejected(f"camera {spec.camera_id}: cannot answer the SDP offer: {exc}") from exc
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise OfferRejected(
+                f"camera {spec.camera_id}: cannot answer the SDP offer ({why}): send an unmodified browser "
+                "offer with one recvonly video section and H.264 packetization-mode=1"
+            ) from exc
         except BaseException:
             await self._dispose(session)
             raise

@@ -54,6 +54,24 @@ class StreamsView(BaseModel):
     viewers: int
 
 
+async def read_offer(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``MAX_OFFER_BYTES`` (by its
+    Content-Length, or while it streams in): a huge or endless body is never held in memory."""
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        detail=f"SDP offer larger than {MAX_OFFER_BYTES // 1024} KiB: send the browser's offer unmodified",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_OFFER_BYTES:
+            raise too_large
+    return bytes(body)
+
+
 @router.post(
     "/whep/{camera_id}",
     status_code=status.HTTP_201_CREATED,
@@ -67,9 +85,7 @@ async def whep_offer(camera_id: str, request: Request, principal: Operator, node
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail=f"send the SDP offer as {SDP_TYPE}, not {content_type!r}"
         )
-    body = await request.body()
-    if len(body) > MAX_OFFER_BYTES:
-        raise HTTPException(413, detail="SDP offer larger than 64 KiB")
+    body = await read_offer(request)
     try:
         offer = body.decode("utf-8")
     except UnicodeDecodeError as exc:
