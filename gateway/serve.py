@@ -94,12 +94,21 @@ class StartupGuard:
 
 def serve(settings: Settings) -> None:
     from xueliang.api.app import create_app
+    from xueliang.api.wall.feed import MAX_MESSAGE_CHARS
 
     logs.configure(settings.logging.level, settings.logging.json_format)
     settings.node.data_dir.mkdir(parents=True, exist_ok=True)
     app = StartupGuard(create_app(settings, announce=greet))
     config = uvicorn.Config(
-        app, host=settings.http.host, port=settings.http.port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # a WebSocket frame is refused before it is buffered beyond what the feed's own limit
+        # (MAX_MESSAGE_CHARS characters, up to 4 bytes each in UTF-8) could accept; uvicorn's default is 16 MiB
+        ws_max_size=4 * MAX_MESSAGE_CHARS,
     )
     try:
         asyncio.run(uvicorn.Server(config).serve())

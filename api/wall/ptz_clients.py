@@ -9,6 +9,7 @@ from collections import OrderedDict
 import aiohttp
 
 from xueliang.connectors.onvif import OnvifClient, OnvifSettings, create_session
+from xueliang.connectors.onvif.policy import AddressPolicy
 from xueliang.gateway.models import CameraRecord
 
 MAX_CLIENTS = 256
@@ -17,8 +18,11 @@ MAX_CLIENTS = 256
 class PtzClients:
     """ONVIF clients of the cameras operators steer, on one shared HTTP session."""
 
-    def __init__(self, settings: OnvifSettings) -> None:
+    def __init__(self, settings: OnvifSettings, policy: AddressPolicy) -> None:
+        """``policy``: the node's guard; every connection is checked after DNS (the PTZ XAddr the
+        camera gives, a redirect, a name resolving outside the allowed networks)."""
         self.settings = settings
+        self.policy = policy
         self._session: aiohttp.ClientSession | None = None
         self._clients: OrderedDict[str, tuple[tuple[object, ...], OnvifClient]] = OrderedDict()
 
@@ -29,7 +33,7 @@ class PtzClients:
             self._clients.move_to_end(camera.id)
             return cached[1]
         if self._session is None:
-            self._session = create_session(self.settings)
+            self._session = create_session(self.settings, policy=self.policy)
         client = OnvifClient(
             camera.host, camera.port, camera.username, password, session=self._session, settings=self.settings
         )

@@ -46,7 +46,7 @@ class Wall:
             settings=settings,
             relay=relay,
             sessions=Sessions(relay, settings),
-            ptz=PtzClients(node.settings.onvif),
+            ptz=PtzClients(node.settings.onvif, node.guard),
             saved=SavedWalls(node.settings.node.data_dir / "walls", settings.saved_walls_per_user),
         )
 

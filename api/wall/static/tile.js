@@ -163,7 +163,8 @@ export class Tile {
       if (generation !== this.generation) return;
       console.warn(`camera ${camera.id}: ${error.message}`);
       this.el.querySelector(".state").title = error.message;
-      if (error.status === 403 || error.status === 404 || error.status === 409) {
+      // final answers: retrying the same offer cannot help (400 and 413: this browser's offer is refused)
+      if ([400, 403, 404, 409, 413].includes(error.status)) {
         this.stop();
         this.setState(error.status === 409 ? "no_stream" : "failed");
         return;
