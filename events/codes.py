@@ -15,7 +15,7 @@ store can draw the sequence with ``INCR`` on ``seq:<region>:<day>:<tag>`` with t
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,11 @@ UNKNOWN_REGION = "000000"
 class SequenceSource(Protocol):
     async def next_sequence(self, scope: str) -> int:
         """The next number of ``scope`` (1, 2, ...), committed durably before it returns."""
+
+
+def to_local(at: datetime, zone: ZoneInfo) -> datetime:
+    """``at`` in ``zone``; a naive ``at`` is taken as UTC (the gateway's times are UTC), never as the host's zone."""
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(zone)
 
 
 def sequence_scope(region_code: str, day: str, node_tag: str) -> str:
@@ -50,6 +55,6 @@ class CaseCodes:
 
     async def next_code(self, region_code: str, observed_at: datetime) -> str:
         region = region_code if re.fullmatch(r"\d{6}", region_code) else UNKNOWN_REGION
-        day = observed_at.astimezone(self._zone).strftime("%Y%m%d")
+        day = to_local(observed_at, self._zone).strftime("%Y%m%d")
         sequence = await self._sequences.next_sequence(sequence_scope(region, day, self.node_tag))
         return format_code(region, day, self.node_tag, sequence)

@@ -8,11 +8,13 @@ category override) and the unit from the camera's location.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from xueliang.events.codes import to_local
 from xueliang.events.grading_tables import (
     DAY_MINUTES,
     Category,
@@ -25,6 +27,7 @@ from xueliang.events.grading_tables import (
 from xueliang.events.models import CameraContext, DeadlineTier, Grade, Routing, RoutingLevel
 from xueliang.events.settings import TableSettings
 
+_REGION = re.compile(r"\d{6}")
 OTHER_CATEGORY = Category(code="9999", name_zh="其他", name_en="Other", rules=["*"])
 _LEVEL_UP = {
     RoutingLevel.GRID: RoutingLevel.TOWNSHIP,
@@ -112,7 +115,7 @@ class Grader:
 
     def grade(self, rule: str, value: float, place: str, at: datetime) -> Grade | None:
         """The colour grade, or None when no row covers the value (no case)."""
-        local = at.astimezone(self.zone)
+        local = to_local(at, self.zone)
         minute = local.hour * 60 + local.minute
         for compiled in self._rows_for(rule):
             if compiled.matches(place, minute, value):
@@ -133,12 +136,15 @@ class Grader:
         if override is not None and override.unit_code:
             return Routing(level=level, unit_code=override.unit_code)
         wanted = level
+        city = self.tables.routing.city_code or ""
         while True:
-            unit = _unit_code(level, camera)
+            unit = _unit_code(level, camera, city)
             if unit or level == RoutingLevel.CITY:
                 break
             level = _LEVEL_UP[level]
         note = "" if level == wanted else f"camera {camera.id} has no {wanted} code; routed to {level}"
+        if not unit:
+            note += "; no city_code in routing.yaml either: the centre must assign the unit"
         return Routing(level=level, unit_code=unit, note=note)
 
     def assess(
@@ -153,11 +159,12 @@ class Grader:
         return Assessment(chosen, category, tier, due_at, self.route(chosen, category.code, camera))
 
 
-def _unit_code(level: RoutingLevel, camera: CameraContext) -> str:
+def _unit_code(level: RoutingLevel, camera: CameraContext, city_code: str) -> str:
+    region = camera.region_code if _REGION.fullmatch(camera.region_code) else ""  # 6 digits, else none
     if level == RoutingLevel.GRID:
         return camera.grid_code
     if level == RoutingLevel.TOWNSHIP:
         return camera.township_code
     if level == RoutingLevel.DISTRICT:
-        return camera.region_code
-    return camera.region_code[:4] + "00" if len(camera.region_code) == 6 else ""
+        return region
+    return region[:4] + "00" if region else city_code

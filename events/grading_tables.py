@@ -93,6 +93,7 @@ class OverrideRow(_Row):
 class RoutingFile(_Row):
     levels: list[LevelRow] = Field(min_length=1)
     overrides: list[OverrideRow] = Field(default_factory=list)
+    city_code: str | None = Field(None, pattern=r"^\d{6}$")  # the city centre when a camera has no region code
 
 
 class Tables(_Row):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from xueliang.events.codes import to_local
 from xueliang.events.models import CameraContext, DeadlineTier, Grade, RoutingLevel
 
 GRADE_ZH = {Grade.BLUE: "蓝色预警", Grade.ORANGE: "橙色预警", Grade.RED: "红色预警"}
@@ -70,11 +71,27 @@ class CaseText:
 
 def _value(rule: str, value: float, zh: bool) -> str:
     if rule in _SECONDS_RULES:
-        minutes = value / 60.0
-        if minutes >= 1:
-            return f"{minutes:.0f}分钟" if zh else f"{minutes:.0f} min"
-        return f"{value:.0f}秒" if zh else f"{value:.0f} s"
+        return _span(value, zh)
     return f"{value:.0f}"
+
+
+def _span(seconds: float, zh: bool) -> str:
+    """A dwell time cut down, never rounded up (1799 s is 29分59秒, not 30 minutes: the grade's edge)."""
+    minutes, secs = divmod(max(0, int(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if zh:
+        parts = [(hours, "小时"), (minutes, "分钟" if not secs else "分"), (secs, "秒")]
+        return "".join(f"{n}{unit}" for n, unit in parts if n) or "0秒"
+    return " ".join(f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n) or "0 s"
+
+
+def local_time(at: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """``at`` in the node's local time, with its UTC offset: ``2025-03-01 10:00:00 UTC+08:00``.
+
+    A naive ``at`` is taken as UTC (the gateway keeps every time in UTC), never as the host's zone."""
+    local = to_local(at, zone)
+    offset = local.strftime("%z")
+    return f"{local.strftime(fmt)} UTC{offset[:3]}:{offset[3:]}"
 
 
 def what(rule: str, value: float) -> tuple[str, str]:
@@ -116,8 +133,8 @@ def case_text(
     where_en = ", ".join(p for p in (place, camera.township, camera.district) if p)
     title_zh = f"【{GRADE_ZH[grade]}】{where_zh} 发现{seen_zh}"
     title_en = f"[{grade.upper()}] {seen_en} at {where_en}"
-    local_first = first_seen.astimezone(zone_info).strftime("%Y-%m-%d %H:%M:%S")
-    local_due = due_at.astimezone(zone_info).strftime("%Y-%m-%d %H:%M")
+    local_first = local_time(first_seen, zone_info)
+    local_due = local_time(due_at, zone_info, "%Y-%m-%d %H:%M")
     lasted = max(0.0, (last_seen - first_seen).total_seconds())
     zone_zh = f"（区域“{zone}”）" if zone else ""
     zone_en = f" (zone '{zone}')" if zone else ""
