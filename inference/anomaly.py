@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Box(BaseModel):
@@ -56,10 +56,17 @@ class Anomaly(BaseModel):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     camera_id: str
     rule: str
-    observed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    observed_at: datetime = Field(default_factory=lambda: datetime.now(UTC), description="a time without a zone is UTC")
     value: float = 0.0
     threshold: float | None = None
     zone: str = ""
     detail: dict[str, float | str] = Field(default_factory=dict)
     evidence: Evidence | None = None
     source: str = Field("video", description="video | camera | sensor")
+
+    @field_validator("observed_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        """Always with a zone: a naive time (a sensor, an old client) is taken as UTC, as the case
+        side reads it, so comparing it with the aggregator's aware clock cannot raise."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

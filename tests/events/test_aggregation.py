@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -138,3 +138,13 @@ def test_evidence_frames_stay_within_their_byte_budget_oldest_kept_dropped_first
     # Closing releases the memory.
     agg.sweep(BASE + timedelta(seconds=60))
     assert agg.live() == [] and agg.stats.evidence_bytes == 0
+
+
+def test_a_time_without_a_zone_is_utc_and_the_sweep_can_compare_it() -> None:
+    """A sensor or an old client may send a naive time: taken as UTC (was: TypeError in sweep)."""
+    agg, _ = make()
+    naive = anomaly(1, "intrusion", 0, 1).model_copy(update={"observed_at": BASE.replace(tzinfo=None)})
+    revalidated = type(naive).model_validate(naive.model_dump())
+    assert revalidated.observed_at == BASE.astimezone(UTC)
+    agg.observe(revalidated)
+    assert [t.kind for t in agg.sweep(BASE + timedelta(seconds=60))] == [TransitionKind.CLOSED]
