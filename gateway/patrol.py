@@ -442,11 +442,18 @@ class Patrol:
     async def _sample(self) -> dict[str, float]:
         values: dict[str, float] = {}
         sched = self.scheduler.stats()
-        for key in ("cameras", "pending", "enqueued", "refused", "coalesced", "lag_s"):
+        for key in ("cameras", "pending", "enqueued", "refused", "coalesced"):
             values[f"scheduler_{key}"] = float(getattr(sched, key))
+        values["scheduler_lag_seconds"] = sched.lag_s  # Prometheus names carry base units: seconds
         pipe = self.pipeline.stats()
-        for key in ("frames", "anomalies", "frames_per_s", "latency_p50_ms", "latency_p99_ms", "wait_p99_s", "busy"):
+        for key in ("frames", "anomalies", "busy"):
             values[f"pipeline_{key}"] = float(getattr(pipe, key))
+        values |= {
+            "pipeline_frames_per_second": pipe.frames_per_s,
+            "pipeline_latency_p50_seconds": pipe.latency_p50_ms / 1e3,
+            "pipeline_latency_p99_seconds": pipe.latency_p99_ms / 1e3,
+            "pipeline_wait_p99_seconds": pipe.wait_p99_s,
+        }
         for kind, count in pipe.failures.items():
             values[f"pipeline_failures_{kind}"] = float(count)
         if isinstance(self.detector, Detector):
@@ -456,12 +463,12 @@ class Patrol:
                 "detector_batches": det.batches,
                 "detector_drops": det.drops,
                 "detector_queue_depth": det.queue_depth,
-                "detector_inference_p50_ms": det.inference_ms.p50,
-                "detector_inference_p99_ms": det.inference_ms.p99,
+                "detector_inference_p50_seconds": det.inference_ms.p50 / 1e3,
+                "detector_inference_p99_seconds": det.inference_ms.p99 / 1e3,
             }
             for size, count in det.batch_sizes.items():
                 values[f"detector_batch_size_{size}"] = float(count)
         jobs = await self.node.stores.jobs.stats()
         values |= {"jobs_depth": jobs.depth, "jobs_in_flight": jobs.in_flight, "jobs_refused": jobs.refused}
-        values["time"] = time.time()
+        values["sampled_timestamp_seconds"] = time.time()
         return values

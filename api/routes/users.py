@@ -91,14 +91,16 @@ async def list_users(node: NodeDep, _: AdminUser) -> list[UserPublic]:
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, summary="Add a user")
-async def add_user(body: UserCreate, node: NodeDep, _: AdminUser) -> UserPublic:
+async def add_user(body: UserCreate, node: NodeDep, admin: AdminUser) -> UserPublic:
     user = User(username=body.username, password_hash=await node.passwords.hash(body.password), role=body.role)
     await node.stores.users.add_user(user)
+    # The middleware's entry has no target here (no path parameter): name the new user.
+    await node.audit(admin.name, "users.add", "ok", target=user.username, detail=user.role.value)
     return _public(user)
 
 
 @router.patch("/users/{username}", summary="Change a user's role, password, or disable it")
-async def update_user(username: str, body: UserUpdate, node: NodeDep, _: AdminUser) -> UserPublic:
+async def update_user(username: str, body: UserUpdate, node: NodeDep, admin: AdminUser) -> UserPublic:
     user = await node.stores.users.get_user(username)
     changes: dict[str, object] = {}
     if body.role is not None:
@@ -109,6 +111,8 @@ async def update_user(username: str, body: UserUpdate, node: NodeDep, _: AdminUs
         changes["password_hash"] = await node.passwords.hash(body.password)
     user = user.model_copy(update=changes)
     await node.stores.users.update_user(user)
+    changed = ",".join("password" if k == "password_hash" else f"{k}={v}" for k, v in changes.items())
+    await node.audit(admin.name, "users.update", "ok", target=username, detail=changed)  # never the hash
     return _public(user)
 
 
@@ -118,10 +122,12 @@ async def list_api_keys(node: NodeDep, _: AdminUser) -> list[ApiKeyPublic]:
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, summary="Create an API key for a machine client")
-async def create_api_key(body: ApiKeyCreate, node: NodeDep, _: AdminUser) -> ApiKeyCreated:
+async def create_api_key(body: ApiKeyCreate, node: NodeDep, admin: AdminUser) -> ApiKeyCreated:
     key, key_id, key_hash = new_api_key()
     stored = ApiKey(key_id=key_id, name=body.name, key_hash=key_hash, role=body.role)
     await node.stores.users.add_api_key(stored)
+    # The key's id (never the key) as the target: the middleware's entry has none.
+    await node.audit(admin.name, "api_keys.create", "ok", target=key_id, detail=f"{body.name} {body.role.value}")
     return ApiKeyCreated(key=key, **_key_public(stored).model_dump())
 
 
