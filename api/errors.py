@@ -1,5 +1,8 @@
 """Maps the gateway's errors, the live wall's included, to HTTP answers with a readable ``detail``.
 
+The live wall's errors (``xueliang.api.wall.errors.WallError``) are answered Chinese first, their
+English message after it (``operator_text``): the wall page shows ``detail`` to operators as given.
+
 A request that does not validate is a 422 in FastAPI's shape (``loc``, ``msg``, ``type``, ``input``),
 made safe to send back: non-finite numbers (``NaN``, ``Infinity``, which Python's JSON reader
 accepts but JSON cannot carry) are echoed as text instead of failing the answer with a 500, secrets
@@ -32,6 +35,8 @@ from xueliang.api.wall.errors import (
     SavedWallLimit,
     SessionNotFound,
     SourceError,
+    WallError,
+    operator_text,
 )
 from xueliang.gateway.errors import (
     AuthError,
@@ -82,7 +87,8 @@ async def gateway_error_handler(request: Request, exc: Exception) -> JSONRespons
     code = status_for(exc)
     if code >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": str(exc)}, status_code=code)
+    detail = operator_text(exc) if isinstance(exc, WallError) else str(exc)  # the wall's: Chinese first
+    return JSONResponse({"detail": detail}, status_code=code)
 
 
 SECRET_NAME = re.compile(r"password|passwd|secret|token|api[-_]?key|credential", re.IGNORECASE)

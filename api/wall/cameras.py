@@ -15,7 +15,7 @@ from xueliang.api.wall.errors import CameraAddressRefused, NoLiveStream, SourceU
 from xueliang.api.wall.models import SourceSpec
 from xueliang.gateway.cameras.errors import AddressNotAllowed, AddressUnresolvable
 from xueliang.gateway.cameras.export import all_cameras
-from xueliang.gateway.errors import SecretUnreadable
+from xueliang.gateway.errors import NotFound, SecretUnreadable
 from xueliang.gateway.models import CameraRecord, CameraStatus, StreamProfile
 from xueliang.gateway.node import Node
 
@@ -64,13 +64,25 @@ def ptz_profile(camera: CameraRecord) -> str:
     return ptz[0] if ptz else (camera.live_profile or (camera.profiles[0].token if camera.profiles else ""))
 
 
+async def find_camera(node: Node, camera_id: str) -> CameraRecord:
+    """The camera record behind a wall route; ``NotFound`` Chinese first (the page shows it) when
+    the camera is not registered, e.g. deleted while on someone's wall."""
+    try:
+        return await node.stores.cameras.get(camera_id)
+    except NotFound as exc:
+        raise NotFound(f"摄像机不存在（可能已被删除）：请刷新页面后重新选择 / {exc}") from exc
+
+
 def camera_password(node: Node, camera: CameraRecord) -> str:
-    """The camera's password in clear; ``SecretUnreadable`` (naming the camera) when the stored
-    one cannot be decrypted."""
+    """The camera's password in clear; ``SecretUnreadable`` (naming the camera, Chinese first:
+    the wall page shows it) when the stored one cannot be decrypted."""
     try:
         return node.cipher.decrypt(camera.password_enc)
     except SecretUnreadable as exc:
-        raise SecretUnreadable(f"camera {camera.id} ({camera.name}): {exc}") from exc
+        raise SecretUnreadable(
+            "摄像机密码无法解密（security.camera_key 可能已更换）：请技术人员重新录入该摄像机的密码 / "
+            f"camera {camera.id} ({camera.name}): {exc}"
+        ) from exc
 
 
 async def check_camera_host(

@@ -22,7 +22,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.cameras import camera_password, check_camera_host, ptz_profile
+from xueliang.api.wall.cameras import camera_password, check_camera_host, find_camera, ptz_profile
 from xueliang.api.wall.deps import WallDep
 from xueliang.api.wall.errors import PtzFailed, PtzUnsupported
 from xueliang.connectors.onvif import OnvifError, Unsupported
@@ -60,7 +60,7 @@ class PtzResult(BaseModel):
 
 @router.post("/{camera_id}/ptz", summary="Pan, tilt, zoom, stop or go to a preset (ONVIF)")
 async def ptz(camera_id: str, body: PtzRequest, principal: Operator, node: NodeDep, wall: WallDep) -> PtzResult:
-    camera = await node.stores.cameras.get(camera_id)
+    camera = await find_camera(node, camera_id)
     if not camera.ptz:
         raise PtzUnsupported(f"camera {camera_id} ({camera.name}) has no PTZ on record")
     if body.action == "preset" and camera.ptz_presets and body.preset not in camera.ptz_presets:

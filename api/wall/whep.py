@@ -20,9 +20,9 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from xueliang.api.deps import NodeDep, Operator
-from xueliang.api.wall.cameras import camera_source
+from xueliang.api.wall.cameras import camera_source, find_camera
 from xueliang.api.wall.deps import WallDep
-from xueliang.api.wall.errors import WallError
+from xueliang.api.wall.errors import WallError, operator_text
 from xueliang.api.wall.models import UpstreamInfo
 from xueliang.gateway.errors import NotFound, SecretUnreadable
 from xueliang.gateway.models import Role
@@ -59,7 +59,10 @@ async def read_offer(request: Request) -> bytes:
     Content-Length, or while it streams in): a huge or endless body is never held in memory."""
     too_large = HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE,
-        detail=f"SDP offer larger than {MAX_OFFER_BYTES // 1024} KiB: send the browser's offer unmodified",
+        detail=(
+            f"浏览器的视频请求过大：请刷新页面 / SDP offer larger than {MAX_OFFER_BYTES // 1024} KiB: "
+            "send the browser's offer unmodified"
+        ),
     )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_OFFER_BYTES:
@@ -83,14 +86,17 @@ async def whep_offer(camera_id: str, request: Request, principal: Operator, node
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != SDP_TYPE:
         raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail=f"send the SDP offer as {SDP_TYPE}, not {content_type!r}"
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"视频请求格式错误：请刷新页面 / send the SDP offer as {SDP_TYPE}, not {content_type!r}",
         )
     body = await read_offer(request)
     try:
         offer = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the SDP offer is not UTF-8 text") from exc
-    camera = await node.stores.cameras.get(camera_id)
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail="视频请求不是 UTF-8 文本：请刷新页面 / the SDP offer is not UTF-8 text"
+        ) from exc
+    camera = await find_camera(node, camera_id)
     session, answer = await wall.sessions.open(await camera_source(node, camera), offer, principal.name)
     location = f"/api/wall/whep/sessions/{session.id}"
     return Response(answer, status_code=status.HTTP_201_CREATED, media_type=SDP_TYPE, headers={"Location": location})
@@ -102,7 +108,10 @@ async def whep_offer(camera_id: str, request: Request, principal: Operator, node
 async def whep_delete(session_id: str, principal: Operator, wall: WallDep) -> Response:
     session = wall.sessions.get(session_id)
     if session.owner != principal.name and principal.role is not Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"viewer session {session_id} belongs to another user")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"无权结束他人的观看会话 / viewer session {session_id} belongs to another user",
+        )
     await wall.sessions.close(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -112,7 +121,8 @@ async def whep_patch(session_id: str, _: Operator) -> Response:
     del session_id
     raise HTTPException(
         status.HTTP_405_METHOD_NOT_ALLOWED,
-        detail="trickle ICE is not supported: gather every candidate before sending the offer",
+        detail="不支持逐个发送 ICE 候选：请一次发送完整的视频请求 / trickle ICE is not supported: "
+        "gather every candidate before sending the offer",
         headers={"Allow": "DELETE"},
     )
 
@@ -130,7 +140,9 @@ async def warm(body: WarmRequest, _: Operator, node: NodeDep, wall: WallDep) -> 
             camera = await node.stores.cameras.get(camera_id)
             result.warmed.append(wall.relay.warm(await camera_source(node, camera)))
         except NotFound:
-            result.refused[camera_id] = "no such camera"
-        except (WallError, SecretUnreadable) as exc:
-            result.refused[camera_id] = str(exc)
+            result.refused[camera_id] = "摄像机不存在 / no such camera"
+        except WallError as exc:
+            result.refused[camera_id] = operator_text(exc)
+        except SecretUnreadable as exc:
+            result.refused[camera_id] = str(exc)  # Chinese first already (``camera_password``)
     return result

@@ -244,7 +244,9 @@ async def test_whep_and_ptz_answer_a_camera_the_node_must_not_or_cannot_use_alik
             for answer in (whep, ptz):
                 detail = answer.json()["detail"]
                 assert answer.status_code == 409, (answer.request.url.path, answer.status_code, detail)
-                assert detail.startswith(f"camera cam-0 ({original.name}): ") and all(s in detail for s in says)
+                chinese, english = detail.split(" / ", 1)  # Chinese first for the operator, then English
+                assert "\u4e00" <= chinese[0] <= "\u9fff" and "security." in chinese, detail
+                assert english.startswith(f"camera cam-0 ({original.name}): ") and all(s in english for s in says)
     assert not dome.commands  # nothing reached the camera
 
 

@@ -14,9 +14,19 @@ from aiortc import RTCPeerConnection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.wall.conftest import WallEnv, add_user
+from tests.wall.conftest import CAMERA_PASSWORD, WallEnv, add_user
 from tests.wall.helpers import wait_until
 from xueliang.api.wall import feed, whep
+from xueliang.api.wall.errors import (
+    CameraAddressRefused,
+    CapacityReached,
+    NoLiveStream,
+    OfferRejected,
+    PtzFailed,
+    PtzUnsupported,
+    SessionNotFound,
+    operator_text,
+)
 from xueliang.gateway.models import Role
 
 SDP = {"Content-Type": "application/sdp"}
@@ -328,3 +338,76 @@ async def test_ptz_preset_not_on_record_is_404_in_chinese_first(http_env: WallEn
     assert detail.startswith("预置位") and "99" in detail and "cam-0" in detail and "1, 2" in detail
     dome = http_env.sim.cameras[0].ptz
     assert dome is not None and not dome.commands
+
+
+# --- what operators read: Chinese first, English second ---------------------------------------
+
+
+def chinese_then(detail: str, title_zh: str, english: str) -> None:
+    """``detail`` opens with ``title_zh`` (once: no second prefix) and still holds ``english``."""
+    assert detail.startswith(title_zh + "："), detail
+    assert detail.count(title_zh) == 1 and english in detail.split(" / ", 1)[1], detail
+    assert CAMERA_PASSWORD not in detail
+
+
+async def test_every_wall_error_answers_chinese_first_with_the_english_kept(http_env: WallEnv) -> None:
+    """The page shows ``detail`` as given (tile tooltip, PTZ toast): each wall error reachable over
+    HTTP opens with its Chinese title and advice, then the English message as before."""
+    cameras = http_env.gateway.node.stores.cameras
+    original = await cameras.get("cam-0")
+    sessions = http_env.wall.sessions
+    offer = await browser_offer()
+    async with http_env.gateway.client(http_env.operator) as c:
+        rejected = await c.post("/api/wall/whep/cam-0", content="v=0\r\n", headers=SDP)
+        assert rejected.status_code == 400
+        chinese_then(rejected.json()["detail"], OfferRejected.title_zh, "the SDP offer has no video section")
+
+        gone = await c.delete("/api/wall/whep/sessions/no-such-session")
+        assert gone.status_code == 404
+        chinese_then(gone.json()["detail"], SessionNotFound.title_zh, "no viewer session 'no-such-session'")
+
+        fixed = await c.post("/api/cameras/cam-1/ptz", json={"action": "stop"})
+        assert fixed.status_code == 409
+        chinese_then(fixed.json()["detail"], PtzUnsupported.title_zh, "has no PTZ on record")
+
+        settings = sessions.settings
+        sessions.settings = settings.model_copy(update={"max_sessions": 0})
+        full = await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP)
+        assert full.status_code == 503
+        chinese_then(full.json()["detail"], CapacityReached.title_zh, "(wall.max_sessions); try again later")
+        sessions.settings = settings.model_copy(update={"max_sessions_per_user": 0})
+        mine = await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP)
+        assert mine.status_code == 429 and mine.json()["detail"].startswith("已达到您可同时观看的画面数上限：")
+        assert "(wall.max_sessions_per_user): close tiles" in mine.json()["detail"]
+        sessions.settings = settings
+
+        await cameras.upsert(
+            original.model_copy(
+                update={"profiles": [p.model_copy(update={"stream_uri": ""}) for p in original.profiles]}
+            )
+        )
+        no_live = await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP)
+        assert no_live.status_code == 409
+        chinese_then(no_live.json()["detail"], NoLiveStream.title_zh, "has no stream URI on record")
+
+        outside = [p.model_copy(update={"stream_uri": "rtsp://10.44.0.9:554/ch1"}) for p in original.profiles]
+        await cameras.upsert(original.model_copy(update={"host": "10.44.0.9", "profiles": outside}))
+        for answer in (
+            await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP),
+            await c.post("/api/cameras/cam-0/ptz", json={"action": "stop"}),
+        ):
+            assert answer.status_code == 409
+            chinese_then(answer.json()["detail"], CameraAddressRefused.title_zh, "10.44.0.9 is outside the allowed")
+
+        await cameras.delete("cam-0")
+        deleted = await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP)
+        assert deleted.status_code == 404
+        chinese_then(deleted.json()["detail"], "摄像机不存在（可能已被删除）", "camera cam-0 is not registered")
+    assert len(sessions) == 0
+
+
+def test_a_message_raised_chinese_first_gets_no_second_prefix() -> None:
+    already = PtzFailed("云台命令执行失败：摄像机 cam-0 无响应 / camera cam-0: PTZ stop failed")
+    assert operator_text(already) == str(already)
+    english = PtzFailed("camera cam-0: PTZ stop failed: timed out")
+    assert operator_text(english) == f"{PtzFailed.title_zh}：{PtzFailed.advice_zh} / {english}"

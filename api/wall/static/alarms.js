@@ -144,7 +144,7 @@ export class AlarmPanel {
       if (result && result.code) data.case_code = result.code; // escalate answers with the new case
       if (item) this.onIncident("", { ...data, id, state });
     } catch (error) {
-      this.wall.toast(`${t(action)}: ${error.message}`, true);
+      this.wall.toast(t("error_of", { what: t(action), detail: error.message }), true);
     }
   }
 

@@ -14,11 +14,30 @@ export const auth = {
   },
 };
 
+// The gateway's own messages are Chinese first, English second; the page's fallbacks follow suit.
 export class ApiError extends Error {
   constructor(status, detail) {
-    super(detail || `HTTP ${status}`);
+    super(detail || `请求失败（HTTP ${status}） / request failed (HTTP ${status})`);
     this.status = status;
   }
+}
+
+const UNREACHABLE = "无法连接网关：请检查网络后重试 / cannot reach the gateway: check the network and retry";
+
+// fetch() that fails with an ApiError (status 0, retried like a 5xx) when the gateway cannot be reached.
+async function send(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch (error) {
+    if (error instanceof TypeError) throw new ApiError(0, UNREACHABLE);
+    throw error;
+  }
+}
+
+// A 422's list of problems ({loc, msg}) as one line.
+function problems(list) {
+  const each = list.map((p) => `${(p.loc || []).filter((part) => part !== "body").join(".")}: ${p.msg}`);
+  return `请求内容无效 / invalid request: ${each.join("; ")}`;
 }
 
 export async function call(path, { method = "GET", body, headers = {}, raw = false } = {}) {
@@ -31,7 +50,7 @@ export async function call(path, { method = "GET", body, headers = {}, raw = fal
       init.headers["Content-Type"] = "application/json";
     }
   }
-  const response = await fetch(path, init);
+  const response = await send(path, init);
   if (response.status === 401 && path !== "/api/auth/login") auth.onExpired();
   if (raw) return response;
   if (!response.ok) throw await failure(response);
@@ -43,9 +62,11 @@ async function failure(response) {
   let detail = "";
   try {
     const data = await response.json();
-    detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    if (typeof data.detail === "string") detail = data.detail;
+    else if (Array.isArray(data.detail)) detail = problems(data.detail);
+    else detail = JSON.stringify(data.detail);
   } catch {
-    detail = response.statusText;
+    detail = ""; // not JSON (a proxy's page): the status says it
   }
   return new ApiError(response.status, detail);
 }

@@ -139,6 +139,7 @@ class Wall {
       if (this.feed !== ws) return;
       this.feed = null;
       document.body.classList.add("feed-down");
+      document.querySelector(".brand").title = t("feed_down");
       if (event.code === 4401) return auth.onExpired();
       const wait = this.feedRetryMs;
       this.feedRetryMs = Math.min(this.feedRetryMs * 2, FEED_RETRY_MAX_MS);
@@ -158,6 +159,7 @@ class Wall {
       case "hello":
         this.feedRetryMs = 500;
         document.body.classList.remove("feed-down");
+        document.querySelector(".brand").title = "";
         this.sendWatch();
         break;
       case "detections":

@@ -96,7 +96,7 @@ export class PtzPanel {
     try {
       await call(`/api/cameras/${encodeURIComponent(this.camera.id)}/ptz`, { method: "POST", body });
     } catch (error) {
-      this.wall.toast(`${t("ptz")}: ${error.message}`, true);
+      this.wall.toast(t("error_of", { what: t("ptz"), detail: error.message }), true);
     }
   }
 }

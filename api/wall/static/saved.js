@@ -42,7 +42,7 @@ export class SavedWalls {
       localStorage.setItem(storageKey(), JSON.stringify(this.doc));
       this.wall.toast(t("saved_ok"));
     } catch (error) {
-      this.wall.toast(`${t("save_failed")}: ${error.message}`, true);
+      this.wall.toast(t("error_of", { what: t("save_failed"), detail: error.message }), true);
     }
     this.render();
   }

@@ -115,6 +115,7 @@ export class Tile {
     if (this.camera && camera && this.camera.id === camera.id) return;
     this.stop();
     this.camera = camera;
+    this.why("");
     this.retryMs = RETRY_MIN_MS;
     this.boxes = null;
     this.texts();
@@ -123,7 +124,13 @@ export class Tile {
 
   setState(state) {
     this.state = state;
+    if (state === "playing") this.why("");
     this.renderLabel();
+  }
+
+  // Why the tile is not playing (the gateway's message, Chinese first), shown as the state's tooltip.
+  why(message) {
+    this.el.querySelector(".state").title = message;
   }
 
   async start() {
@@ -162,7 +169,7 @@ export class Tile {
     } catch (error) {
       if (generation !== this.generation) return;
       console.warn(`camera ${camera.id}: ${error.message}`);
-      this.el.querySelector(".state").title = error.message;
+      this.why(error.message);
       // final answers: retrying the same offer cannot help (400 and 413: this browser's offer is refused)
       if ([400, 403, 404, 409, 413].includes(error.status)) {
         this.stop();
