@@ -16,6 +16,18 @@ than spilling to disk keeps this part synchronous and free of I/O, and evidence 
 case only (named by the case code, indexed, under retention): a frame without a case would need a
 file nobody indexes or prunes. The cost: a case raised by hand later may come without a picture.
 
+A raised incident without a case (first graded to none: a crowd of 8, a dwell under the first edge,
+an intrusion just before the night window) is handed back for grading again as a ``REVIEW``
+transition, but only when it reaches a new peak value or its time crosses a mark of ``time_mark``
+(the service sets it to the grading tables' time-window edges; without one, no reviews: a bare
+aggregator only aggregates); every other frame costs one comparison. Once the incident has a case
+no review comes (raising an existing case's grade is not done here). Dismissed incidents are not
+reviewed: an operator said they are nothing.
+
+After a restart (``restore``) the store's incidents come back as they were: live ones live (each is
+reviewed on its next frame, in case it was raised and the case never committed), closed ones in
+their hold-down window closed, so a sighting re-opens the SAME incident as without the restart.
+
 Time is the anomalies' own ``observed_at`` (and the ``now`` handed to ``sweep``), so the outcome
 does not depend on when the loop gets to it. Everything is in memory and synchronous: the hot path is
 a dict lookup and a few assignments; each change is handed to ``write_through`` (the store's
@@ -47,13 +59,17 @@ class TransitionKind(enum.StrEnum):
     RAISED = "raised"
     REOPENED = "reopened"
     CLOSED = "closed"
+    REVIEW = "review"  # a raised incident without a case grew or crossed a time mark: grade it again
+
+
+_REVIEWED = frozenset({IncidentState.OPEN, IncidentState.ACKNOWLEDGED})
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     kind: TransitionKind
     incident: Incident
-    evidence: Evidence | None = None  # the best frame so far (RAISED)
+    evidence: Evidence | None = None  # the best frame so far (RAISED, REVIEW)
 
 
 @dataclass(slots=True)
@@ -64,6 +80,8 @@ class _Entry:
     evidence: Evidence | None = None
     best_value: float = float("-inf")
     state_before_close: IncidentState = IncidentState.OPEN
+    review_peak: float = float("-inf")  # the peak value when last graded (-inf: grade on the next frame)
+    review_mark: int = -1  # the time mark when last graded
 
 
 @dataclass(slots=True)
@@ -72,6 +90,7 @@ class AggregatorStats:
     raised: int = 0
     reopened: int = 0
     closed: int = 0
+    reviews: int = 0  # raised incidents without a case handed back for grading again
     candidates_dropped: int = 0  # went quiet before reaching min observations/duration
     refused_full: int = 0  # new keys refused because max_live_incidents was reached
     live: int = 0
@@ -115,6 +134,8 @@ class Aggregator:
         self._windows: dict[str, RuleWindow] = {}
         self._kept: dict[Key, int] = {}  # keys whose live entry holds a frame -> its bytes, oldest kept first
         self.stats = AggregatorStats()
+        # Which grading time window an instant falls in; a change sends a REVIEW (None: no reviews).
+        self.time_mark: Callable[[datetime], int] | None = None
 
     def window(self, rule: str) -> RuleWindow:
         found = self._windows.get(rule)
@@ -125,13 +146,19 @@ class Aggregator:
         return found
 
     def restore(self, incidents: Iterable[Incident]) -> None:
-        """Take back live incidents from the store after a restart (their frames are gone)."""
+        """Take back the store's incidents after a restart (their frames are gone): live ones live,
+        closed ones closed in their hold-down window (``sweep`` and the next sighting drop those past it)."""
         for incident in incidents:
             key = incident.key
             entry = _Entry(incident, self.window(incident.rule), raised=True)
             if incident.state == IncidentState.CLOSED:
-                continue
-            self._live[key] = entry
+                if incident.closed_at is None or key in self._live:
+                    continue
+                entry.state_before_close = _state_before_close(incident)
+                self._closed[key] = entry
+            else:
+                self._closed.pop(key, None)
+                self._live[key] = entry
             self._by_id[incident.id] = key
         self.stats.live = len(self._live)
 
@@ -203,11 +230,34 @@ class Aggregator:
                 entry.raised = True
                 self.stats.raised += 1
                 self._write(incident)
+                # graded now at first_seen with this peak: the next review needs more than that
                 raised = Transition(TransitionKind.RAISED, incident, entry.evidence)
-                return (*(out or ()), raised)
+                if self.time_mark is None:
+                    return (*(out or ()), raised)
+                entry.review_peak = incident.peak_value
+                entry.review_mark = self.time_mark(incident.first_seen)
+                review = self._review(entry, at)
+                return (*(out or ()), raised, *((review,) if review is not None else ()))
             return tuple(out) if out else _NONE
         self._write(incident)
+        if not incident.case_code and self.time_mark is not None:
+            review = self._review(entry, at)
+            if review is not None:
+                return (*(out or ()), review)
         return tuple(out) if out else _NONE
+
+    def _review(self, entry: _Entry, at: datetime) -> Transition | None:
+        """A REVIEW when a raised incident without a case has a new peak or crossed a time mark."""
+        incident = entry.incident
+        if incident.case_code or incident.state not in _REVIEWED or self.time_mark is None:
+            return None
+        mark = self.time_mark(at)
+        if incident.peak_value <= entry.review_peak and mark == entry.review_mark:
+            return None
+        entry.review_peak = incident.peak_value
+        entry.review_mark = mark
+        self.stats.reviews += 1
+        return Transition(TransitionKind.REVIEW, incident, entry.evidence)
 
     def _start(self, key: Key, anomaly: Anomaly) -> tuple[_Entry | None, Transition | None]:
         closed = self._closed.pop(key, None)
@@ -327,3 +377,13 @@ class Aggregator:
         incident.escalated_by = user
         self._write(incident)
         return incident
+
+
+def _state_before_close(incident: Incident) -> IncidentState:
+    """The state a closed incident re-opens into, from what operators did to it (the store keeps
+    ``closed`` only): escalated, else dismissed, else acknowledged, else open."""
+    if incident.escalated_by:
+        return IncidentState.ESCALATED
+    if incident.dismiss_reason:
+        return IncidentState.DISMISSED
+    return IncidentState.ACKNOWLEDGED if incident.acknowledged_by else IncidentState.OPEN

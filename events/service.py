@@ -23,22 +23,29 @@ A crash after 2 leaves a ``new`` case: ``start()`` adds every ``new`` case to th
 second ``add`` of a code that made it is a no-op), so no committed case is lost. A crash before 2
 leaves at most an unused code (a gap) and an unindexed file. The case code is the outbox key and
 the intake's ``Idempotency-Key``, so redelivery after a crash never makes a second case.
+
+One incident, one case: an incident first graded to no case is graded again (with its peak and the
+time of the frame) each time the aggregator hands it back (``REVIEW``: a new peak, or a time-window
+edge crossed), and gets its case when it earns a grade. ``open_case`` refuses (``InvalidTransition``)
+an incident that has a case or whose case is being opened by another task meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from xueliang.events.aggregation import Aggregator, TransitionKind, check_action
-from xueliang.events.codes import CaseCodes
-from xueliang.events.errors import EventsError, EvidenceError
+from xueliang.events.codes import CaseCodes, to_local
+from xueliang.events.errors import EventsError, EvidenceError, InvalidTransition
 from xueliang.events.evidence import EvidenceStore, PruneReport
 from xueliang.events.forwarder import DeliveryResult, Forwarder, Outcome, build_client
 from xueliang.events.grading import Assessment, Grader
@@ -99,6 +106,7 @@ class CaseService:
         self._on_delivery = on_delivery
         self._on_incident = on_incident
         self._cameras: dict[str, CameraContext] = {}
+        self._opening: set[str] = set()  # incidents whose case is being opened now
         self._stopping = asyncio.Event()
         self.cases_created = 0
         self.evidence_failures = 0  # cases created without their evidence: its file could not be written
@@ -121,8 +129,11 @@ class CaseService:
         """Check the tables (``GradingTableError``/``MappingTableError``), open the store, recover."""
         self._grader = Grader.from_settings(self.settings.tables, self.settings.timezone)
         self._mapping = FieldMapping.load(self.settings.tables.intake_mapping)
+        self.aggregator.time_mark = _time_marks(self._grader)
         await self.store.open()
-        self.aggregator.restore(await self.store.live_incidents())
+        windows = [self.aggregator.settings.default, *self.aggregator.settings.rules.values()]
+        hold_s = max(w.quiet_s + w.hold_down_s for w in windows)
+        self.aggregator.restore(await self.store.live_incidents(closed_within_s=hold_s))
         for case in await self.store.cases([CaseStatus.NEW], limit=1_000_000, newest_first=False):
             log.info("case %s: committed but not yet in the outbox; adding it now", case.code)
             await self._enqueue(case)
@@ -134,11 +145,20 @@ class CaseService:
         self._cameras[camera.id] = camera
         cases: list[Case] = []
         for transition in self.aggregator.observe(anomaly):
-            if transition.kind == TransitionKind.RAISED and self.settings.auto_case:
-                case = await self._raise(transition.incident, camera, transition.evidence)
+            incident, kind = transition.incident, transition.kind
+            if kind == TransitionKind.REVIEW:  # grown or past a window edge: graded with the frame's time
+                case = None
+                if self.settings.auto_case and not incident.case_code and incident.id not in self._opening:
+                    case = await self._raise(incident, camera, transition.evidence, anomaly.observed_at)
                 if case is not None:
                     cases.append(case)
-            await self._incident_changed(transition.incident, transition.kind.value)
+                    await self._incident_changed(incident, "graded")
+                continue
+            if kind == TransitionKind.RAISED and self.settings.auto_case:
+                case = await self._raise(incident, camera, transition.evidence, incident.first_seen)
+                if case is not None:
+                    cases.append(case)
+            await self._incident_changed(incident, kind.value)
         return cases
 
     async def _incident_changed(self, incident: Incident, change: str) -> None:
@@ -146,15 +166,18 @@ class CaseService:
         if self._on_incident is not None:
             await self._on_incident(incident, change)
 
-    async def _raise(self, incident: Incident, camera: CameraContext, evidence: Evidence | None) -> Case | None:
-        assessment = self.grader.assess(incident.rule, incident.peak_value, camera, incident.first_seen)
+    async def _raise(
+        self, incident: Incident, camera: CameraContext, evidence: Evidence | None, at: datetime
+    ) -> Case | None:
+        assessment = self.grader.assess(incident.rule, incident.peak_value, camera, at)
         if assessment is None:
             log.info(
-                "incident %s (camera %s, %s): value %s grades to no case",
+                "incident %s (camera %s, %s): value %s at %s grades to no case",
                 incident.id,
                 camera.id,
                 incident.rule,
                 incident.peak_value,
+                at.isoformat(),
             )
             return None
         incident.grade = assessment.grade
@@ -169,80 +192,98 @@ class CaseService:
         *,
         created_by: str,
     ) -> Case:
-        code = await self.codes.next_code(camera.region_code, incident.first_seen)
-        ref = None
-        not_saved = ""  # the history note when the evidence could not be written
-        if evidence is not None and evidence.jpeg:
-            try:
-                ref = await self.evidence.save(code, incident.first_seen, evidence)
-            except EvidenceError as exc:
-                self.evidence_failures += 1
-                not_saved = _evidence_note(exc)
-                log.warning("case %s: no evidence attached: %s", code, exc)
-        now = datetime.now(UTC)
-        text = case_text(
-            rule=incident.rule,
-            value=incident.peak_value,
-            zone=incident.zone,
-            camera=camera,
-            grade=assessment.grade,
-            category_zh=assessment.category.name_zh,
-            category_en=assessment.category.name_en,
-            first_seen=incident.first_seen,
-            last_seen=incident.last_seen,
-            count=incident.count,
-            tier=assessment.tier,
-            due_at=assessment.due_at,
-            level=assessment.routing.level,
-            unit_code=assessment.routing.unit_code,
-            timezone=self.settings.timezone,
-        )
-        history = [StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")]
-        if not_saved:
-            history.append(StatusEntry(status=CaseStatus.NEW, at=now, note=not_saved, source="gateway"))
-        case = Case(
-            code=code,
-            incident_id=incident.id,
-            title_zh=text.title_zh,
-            title_en=text.title_en,
-            description_zh=text.description_zh,
-            description_en=text.description_en,
-            location=CaseLocation(**camera.model_dump(include=set(CaseLocation.model_fields))),
-            camera_id=camera.id,
-            camera_name=camera.name,
-            place=camera.place,
-            rule=incident.rule,
-            zone=incident.zone,
-            value=incident.peak_value,
-            observations=incident.count,
-            observed_at=incident.first_seen,
-            created_at=now,
-            grade=assessment.grade,
-            category_code=assessment.category.code,
-            category_zh=assessment.category.name_zh,
-            category_en=assessment.category.name_en,
-            deadline_tier=assessment.tier,
-            due_at=assessment.due_at,
-            routing=assessment.routing,
-            evidence=ref,
-            status_url=status_url(self.settings.public_url, code),
-            history=history,
-            created_by=created_by,
-        )
-        incident.case_code = code
-        incident.grade = assessment.grade
-        await self.store.create_case(case, incident)
-        self.cases_created += 1
-        log.info(
-            "case %s: %s grade %s for incident %s (camera %s)",
-            code,
-            incident.rule,
-            assessment.grade,
-            incident.id,
-            camera.id,
-        )
-        await self._enqueue(case)
-        return case
+        """The incident's one case (``InvalidTransition`` if it has one, or one is being opened now)."""
+        with self._only_case(incident):
+            code = await self.codes.next_code(camera.region_code, incident.first_seen)
+            ref = None
+            not_saved = ""  # the history note when the evidence could not be written
+            if evidence is not None and evidence.jpeg:
+                try:
+                    ref = await self.evidence.save(code, incident.first_seen, evidence)
+                except EvidenceError as exc:
+                    self.evidence_failures += 1
+                    not_saved = _evidence_note(exc)
+                    log.warning("case %s: no evidence attached: %s", code, exc)
+            now = datetime.now(UTC)
+            text = case_text(
+                rule=incident.rule,
+                value=incident.peak_value,
+                zone=incident.zone,
+                camera=camera,
+                grade=assessment.grade,
+                category_zh=assessment.category.name_zh,
+                category_en=assessment.category.name_en,
+                first_seen=incident.first_seen,
+                last_seen=incident.last_seen,
+                count=incident.count,
+                tier=assessment.tier,
+                due_at=assessment.due_at,
+                level=assessment.routing.level,
+                unit_code=assessment.routing.unit_code,
+                timezone=self.settings.timezone,
+            )
+            history = [StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")]
+            if not_saved:
+                history.append(StatusEntry(status=CaseStatus.NEW, at=now, note=not_saved, source="gateway"))
+            case = Case(
+                code=code,
+                incident_id=incident.id,
+                title_zh=text.title_zh,
+                title_en=text.title_en,
+                description_zh=text.description_zh,
+                description_en=text.description_en,
+                location=CaseLocation(**camera.model_dump(include=set(CaseLocation.model_fields))),
+                camera_id=camera.id,
+                camera_name=camera.name,
+                place=camera.place,
+                rule=incident.rule,
+                zone=incident.zone,
+                value=incident.peak_value,
+                observations=incident.count,
+                observed_at=incident.first_seen,
+                created_at=now,
+                grade=assessment.grade,
+                category_code=assessment.category.code,
+                category_zh=assessment.category.name_zh,
+                category_en=assessment.category.name_en,
+                deadline_tier=assessment.tier,
+                due_at=assessment.due_at,
+                routing=assessment.routing,
+                evidence=ref,
+                status_url=status_url(self.settings.public_url, code),
+                history=history,
+                created_by=created_by,
+            )
+            incident.case_code = code
+            incident.grade = assessment.grade
+            await self.store.create_case(case, incident)
+            self.cases_created += 1
+            log.info(
+                "case %s: %s grade %s for incident %s (camera %s)",
+                code,
+                incident.rule,
+                assessment.grade,
+                incident.id,
+                camera.id,
+            )
+            await self._enqueue(case)
+            return case
+
+    @contextlib.contextmanager
+    def _only_case(self, incident: Incident) -> Iterator[None]:
+        """Held while the incident's case is being opened: a second opening meanwhile is refused."""
+        self._check_no_case(incident)
+        self._opening.add(incident.id)
+        try:
+            yield
+        finally:
+            self._opening.discard(incident.id)
+
+    def _check_no_case(self, incident: Incident) -> None:
+        if incident.case_code or incident.id in self._opening:
+            raise InvalidTransition(
+                f"incident {incident.id} already has case {incident.case_code or '(being opened now)'}"
+            )
 
     async def _enqueue(self, case: Case) -> None:
         payload = {"case": case.model_dump(mode="json"), "body": self.mapping.apply(case)}
@@ -348,6 +389,7 @@ class CaseService:
         )
         assert assessment is not None  # a grade is forced
         evidence = self.aggregator.best_evidence(incident_id)
+        self._check_no_case(incident)  # before its state changes: an automatic case may be opening
         if self.aggregator.find(incident_id) is not None:
             self.aggregator.escalate(incident_id, user)
         else:
@@ -449,6 +491,20 @@ class CaseService:
             "breaker_opened": self.forwarder.breaker.stats.opened,
             "callbacks_refused": self.status.refused,
         }
+
+
+def _time_marks(grader: Grader) -> Callable[[datetime], int]:
+    """Which of the tables' time windows an instant's local minute lies in, as a bitmask: a change
+    of the mark is a window edge crossed (what the aggregator re-grades an incident on)."""
+    windows = [w.minutes() for w in grader.tables.grading.time_windows]
+    marks = [sum(1 << i for i, w in enumerate(windows) if minute in w) for minute in range(24 * 60)]
+    zone: ZoneInfo = grader.zone
+
+    def mark(at: datetime) -> int:
+        local = to_local(at, zone)
+        return marks[local.hour * 60 + local.minute]
+
+    return mark
 
 
 def _held_case(item: OutboxEntry) -> dict[str, Any]:

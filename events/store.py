@@ -12,6 +12,10 @@ failed background flush is logged with the incident ids and tried again (backing
 and ``flush()``/``close()`` raise ``EventStoreError`` while writing keeps failing. Cases, history,
 sequences and evidence are committed before the awaited call returns.
 
+After a restart ``live_incidents(closed_within_s=...)`` gives back the live incidents AND the
+closed ones still possibly in their hold-down window (closed at most that long before the newest
+observation on record), so a flapping incident re-opens instead of becoming a second one.
+
 The file itself (owner lock, schema version, refusing a damaged or foreign file) is ``store_file``'s.
 """
 
@@ -24,7 +28,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +49,8 @@ log = logging.getLogger(__name__)
 _RETRY_CAP_S = 30.0  # longest wait before a failed background flush is tried again
 
 LIVE_STATES = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.ESCALATED, IncidentState.DISMISSED)
+# last_seen is ISO text in the observation's own offset: text order is time order within +-14 h
+_OFFSET_SLACK = timedelta(hours=28)
 _UPSERT_INCIDENT = (
     "INSERT INTO incidents(id, camera_id, state, last_seen, data) VALUES (?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, last_seen=excluded.last_seen, data=excluded.data"
@@ -72,7 +78,11 @@ class EventStore(Protocol):
     async def get_incident(self, incident_id: str) -> Incident:
         """Raises ``IncidentNotFound``."""
 
-    async def live_incidents(self) -> list[Incident]: ...
+    async def live_incidents(self, *, closed_within_s: float = 0.0) -> list[Incident]:
+        """The live incidents, and the closed ones that may still be in their hold-down window: closed
+        at most ``closed_within_s`` (quiet + hold-down) before the newest observation on record
+        (a few more may come back; the aggregator drops those past their window)."""
+
     async def next_sequence(self, scope: str) -> int:
         """Next number of ``scope`` (1, 2, ...), committed before it returns."""
 
@@ -280,13 +290,22 @@ class SqliteEventStore:
             raise IncidentNotFound(f"no incident {incident_id}")
         return incident_from_json(row[0])
 
-    async def live_incidents(self) -> list[Incident]:
+    async def live_incidents(self, *, closed_within_s: float = 0.0) -> list[Incident]:
         await self.flush()
         states = [str(s) for s in LIVE_STATES]
         marks = ",".join("?" for _ in states)
         sql = f"SELECT data FROM incidents WHERE state IN ({marks})"
-        rows = await self._run(lambda c: c.execute(sql, states).fetchall())
-        return [incident_from_json(r[0]) for r in rows]
+        closed_sql = "SELECT data FROM incidents WHERE state = ? AND last_seen >= ?"
+
+        def read(c: sqlite3.Connection) -> list[Any]:
+            rows = c.execute(sql, states).fetchall()
+            newest = c.execute("SELECT MAX(last_seen) FROM incidents").fetchone()[0]
+            if closed_within_s > 0 and newest:
+                since = datetime.fromisoformat(newest) - timedelta(seconds=closed_within_s) - _OFFSET_SLACK
+                rows += c.execute(closed_sql, (str(IncidentState.CLOSED), since.isoformat())).fetchall()
+            return rows
+
+        return [incident_from_json(r[0]) for r in await self._run(read)]
 
     # -- codes -----------------------------------------------------------------------------------
     async def next_sequence(self, scope: str) -> int:
