@@ -55,6 +55,8 @@ class AuditMiddleware:
         target = ",".join(f"{k}={v}" for k, v in params.items())
         outcome = {401: "unauthenticated", 403: "denied"}.get(status_code, "ok" if status_code < 400 else "error")
         try:
-            await node.audit(actor, f"{method} {template}", f"{outcome} {status_code}", target=target)
+            client = scope.get("client")
+            origin = f"from {client[0]}" if client else ""  # where the request came from (the peer address)
+            await node.audit(actor, f"{method} {template}", f"{outcome} {status_code}", target=target, detail=origin)
         except StoreError:
             log.exception("audit record lost for %s %s by %s", method, template, actor)

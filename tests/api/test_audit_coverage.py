@@ -113,6 +113,9 @@ async def test_every_state_change_is_audited_with_actor_and_target_and_no_secret
         secrets.append("wrong-" + admin_password)
         entries = (await client.get("/api/audit", params={"limit": 1000})).json()
     assert any(e["action"] == "POST /api/auth/login" and e["actor"] == admin for e in entries)
+    # and from where: every request-level entry names the peer address
+    requests = [e for e in entries if e["action"].split(" ", 1)[0] in ("POST", "PUT", "PATCH", "DELETE")]
+    assert requests and all(e["detail"] == "from 127.0.0.1" for e in requests), {e["detail"] for e in requests}
     text = json.dumps(entries, ensure_ascii=False)
     leaked = [s for s in secrets if s in text]
     assert not leaked, f"secrets in the audit log: {len(leaked)}"
