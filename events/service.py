@@ -254,9 +254,14 @@ class CaseService:
                 history=history,
                 created_by=created_by,
             )
-            incident.case_code = code
+            before = (incident.case_code, incident.grade)
+            incident.case_code = code  # written with the case, in one transaction
             incident.grade = assessment.grade
-            await self.store.create_case(case, incident)
+            try:
+                await self.store.create_case(case, incident)
+            except BaseException:
+                incident.case_code, incident.grade = before  # not stored: the incident has no case yet
+                raise
             self.cases_created += 1
             log.info(
                 "case %s: %s grade %s for incident %s (camera %s)",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from xueliang.events.errors import InvalidTransition
+from xueliang.events.errors import EventStoreError, InvalidTransition
 from xueliang.events.models import Case, CaseStatus, Grade, IncidentState
 from xueliang.events.service import CaseService
 from xueliang.events.settings import EventsSettings, TableSettings
@@ -166,4 +166,32 @@ async def test_store_returns_closed_incidents_only_near_the_newest_observation(
     restored = await service.store.live_incidents(closed_within_s=360)
     assert [(i.camera_id, i.state) for i in restored] == [("cam-001", IncidentState.CLOSED)]
     assert await service.store.live_incidents() == []  # without a window: live ones only, as before
+    await service.close()
+
+
+async def test_a_case_the_store_could_not_write_leaves_the_incident_without_one(
+    tmp_path: Path, gateway_outbox: SqliteOutbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write fails once (a full disk): the incident must not point at a case that was never
+    stored, or it would never get one; the next new peak opens it."""
+    service = await _started(make_settings(tmp_path), gateway_outbox)
+    real = service.store.create_case
+    calls = 0
+
+    async def failing_once(case: Case, incident: object) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise EventStoreError("disk full (test)")
+        return await real(case, incident)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service.store, "create_case", failing_once)
+    for t in range(0, 20, 3):
+        await service.handle(anomaly(1, "crowd", t, 8), camera(1))
+    with pytest.raises(EventStoreError):
+        await service.handle(anomaly(1, "crowd", 21, 12), camera(1))
+    [incident] = service.aggregator.live()
+    assert not incident.case_code
+    cases = await service.handle(anomaly(1, "crowd", 24, 13), camera(1))
+    assert [c.incident_id for c in cases] == [incident.id] and incident.case_code == cases[0].code
     await service.close()
