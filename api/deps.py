@@ -83,7 +83,9 @@ def Allowed(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role is not Role.ADMIN and principal.role not in roles:
             raise HTTPException(
-                status.HTTP_403_FORBIDDEN, detail=f"role {principal.role.value} may not do this; needs {names}"
+                status.HTTP_403_FORBIDDEN,
+                detail=f"无权执行此操作（当前角色 {principal.role.value}，需要 {names}）/ "
+                f"role {principal.role.value} may not do this; needs {names}",
             )
         return principal
 
@@ -93,11 +95,17 @@ def Allowed(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 async def get_case_work(node: NodeDep) -> CaseWork:
     """The node's case side; 503 when it is not running here (in scale-out: names the node that runs it)."""
     if node.cases is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the case service is not running on this node")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "本节点未运行案件服务 / the case service is not running on this node"
+        )
     if not node.cases.role.leading:
         holder = await node.stores.leases.holder(node.cases.role.name)
         where = f"node {holder}" if holder else "no node yet (starting)"
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the case service runs on {where}: ask that node")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"案件服务在其他节点运行（{holder or '尚未启动'}），请访问该节点 / "
+            f"the case service runs on {where}: ask that node",
+        )
     return node.cases
 
 

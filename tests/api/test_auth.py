@@ -67,6 +67,7 @@ async def test_wrong_role_is_forbidden_and_audited(gateway: RunningGateway) -> N
         response = await client.get("/api/users")
         assert response.status_code == 403
         assert "needs admin" in response.json()["detail"]
+        assert response.json()["detail"].startswith("无权执行此操作（当前角色 operator，需要 admin）")  # Chinese first
     denied = await gateway.node.stores.audit.query(actor="op1", limit=10)
     assert any(e.action == "GET /api/users" and e.outcome.startswith("denied") for e in denied)
 
