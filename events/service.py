@@ -19,6 +19,8 @@ How nothing is lost and nothing is sent twice. The case and its outbox item live
    would lose it silently, so it is logged as an error and left for the operator, whose retry of
    it is refused too (``resend_refusal``): the item under the code is the other case's.
 
+The case record itself is built in ``case_record`` (pure); steps 3-4 are ``case_outbox.CaseOutbox``.
+
 A crash after 2 leaves a ``new`` case: ``start()`` adds every ``new`` case to the outbox again (a
 second ``add`` of a code that made it is a no-op), so no committed case is lost. A crash before 2
 leaves at most an unused code (a gap) and an unindexed file. The case code is the outbox key and
@@ -44,6 +46,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from xueliang.events.aggregation import Aggregator, TransitionKind, check_action
+from xueliang.events.case_outbox import CaseOutbox
+from xueliang.events.case_record import build_case, evidence_note
 from xueliang.events.codes import CaseCodes, to_local
 from xueliang.events.errors import EventsError, EvidenceError, InvalidTransition
 from xueliang.events.evidence import EvidenceStore, PruneReport
@@ -54,19 +58,16 @@ from xueliang.events.models import (
     FINAL_STATUSES,
     CameraContext,
     Case,
-    CaseLocation,
     CaseStatus,
     Grade,
     Incident,
     IncidentState,
     StatusEntry,
 )
-from xueliang.events.outbox import OutboxEntry, OutboxPort
-from xueliang.events.qr import status_url
+from xueliang.events.outbox import OutboxPort
 from xueliang.events.settings import EventsSettings
 from xueliang.events.status import StatusTracker
 from xueliang.events.store import EventStore, SqliteEventStore
-from xueliang.events.text import case_text
 from xueliang.inference.anomaly import Anomaly, Evidence
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,8 @@ class CaseService:
         self.evidence = EvidenceStore(settings.evidence, timezone=settings.timezone, public_url=settings.public_url)
         self.status = StatusTracker(self.store, settings.callback, on_change=on_case)
         self.forwarder = Forwarder(settings.forwarder, outbox, on_result=self._delivered, client=client)
+        self.cases_out = CaseOutbox(outbox, self.store, wake=self.forwarder.wake, on_case=on_case)
         self._client = client
-        self._on_case = on_case
         self._on_delivery = on_delivery
         self._on_incident = on_incident
         self._cameras: dict[str, CameraContext] = {}
@@ -202,57 +203,19 @@ class CaseService:
                     ref = await self.evidence.save(code, incident.first_seen, evidence)
                 except EvidenceError as exc:
                     self.evidence_failures += 1
-                    not_saved = _evidence_note(exc)
+                    not_saved = evidence_note(exc)
                     log.warning("case %s: no evidence attached: %s", code, exc)
-            now = datetime.now(UTC)
-            text = case_text(
-                rule=incident.rule,
-                value=incident.peak_value,
-                zone=incident.zone,
-                camera=camera,
-                grade=assessment.grade,
-                category_zh=assessment.category.name_zh,
-                category_en=assessment.category.name_en,
-                first_seen=incident.first_seen,
-                last_seen=incident.last_seen,
-                count=incident.count,
-                tier=assessment.tier,
-                due_at=assessment.due_at,
-                level=assessment.routing.level,
-                unit_code=assessment.routing.unit_code,
-                timezone=self.settings.timezone,
-            )
-            history = [StatusEntry(status=CaseStatus.NEW, at=now, note=f"created ({created_by})", source="gateway")]
-            if not_saved:
-                history.append(StatusEntry(status=CaseStatus.NEW, at=now, note=not_saved, source="gateway"))
-            case = Case(
-                code=code,
-                incident_id=incident.id,
-                title_zh=text.title_zh,
-                title_en=text.title_en,
-                description_zh=text.description_zh,
-                description_en=text.description_en,
-                location=CaseLocation(**camera.model_dump(include=set(CaseLocation.model_fields))),
-                camera_id=camera.id,
-                camera_name=camera.name,
-                place=camera.place,
-                rule=incident.rule,
-                zone=incident.zone,
-                value=incident.peak_value,
-                observations=incident.count,
-                observed_at=incident.first_seen,
-                created_at=now,
-                grade=assessment.grade,
-                category_code=assessment.category.code,
-                category_zh=assessment.category.name_zh,
-                category_en=assessment.category.name_en,
-                deadline_tier=assessment.tier,
-                due_at=assessment.due_at,
-                routing=assessment.routing,
+            case = build_case(
+                code,
+                incident,
+                camera,
+                assessment,
                 evidence=ref,
-                status_url=status_url(self.settings.public_url, code),
-                history=history,
                 created_by=created_by,
+                now=datetime.now(UTC),
+                timezone=self.settings.timezone,
+                public_url=self.settings.public_url,
+                evidence_not_saved=not_saved,
             )
             before = (incident.case_code, incident.grade)
             incident.case_code = code  # written with the case, in one transaction
@@ -291,64 +254,12 @@ class CaseService:
             )
 
     async def _enqueue(self, case: Case) -> None:
-        payload = {"case": case.model_dump(mode="json"), "body": self.mapping.apply(case)}
-        added = await self.outbox.add(case.code, payload)
-        if not added:
-            held = _held_case(await self.outbox.get(case.code))
-            if held.get("incident_id") != case.incident_id:
-                await self._code_collision(case, held)
-                return
-        note = "in the outbox" if added else "in the outbox (already there)"
-        await self.store.apply_status(case.code, StatusEntry(status=CaseStatus.QUEUED, at=datetime.now(UTC), note=note))
-        self.forwarder.wake()
-        if self._on_case is not None:
-            await self._on_case(case)
-
-    async def _code_collision(self, case: Case, held: dict[str, Any]) -> None:
-        """The outbox holds ANOTHER case under this code (two nodes sharing a node tag): this one is
-        never sent in its place; it goes dead with a reason the operator can act on."""
-        other = _describe(held)
-        log.error(
-            "case %s: code collision: this case (incident %s, camera %s) and the one already in the outbox "
-            "(%s) share the code; set a unique events.codes.node_tag per node. This case is marked dead",
-            case.code,
-            case.incident_id,
-            case.camera_id,
-            other,
-        )
-        note = (
-            f"案件编号冲突：发件箱中已有同号的另一案件（{other}），请为每个节点设置唯一的 events.codes.node_tag / "
-            f"case code collision: the outbox holds another case ({other}) under this code; "
-            "set a unique events.codes.node_tag per node"
-        )
-        entry = StatusEntry(status=CaseStatus.DEAD, at=datetime.now(UTC), note=note, source="gateway")
-        dead, _ = await self.store.apply_status(case.code, entry)
-        if self._on_case is not None:
-            await self._on_case(dead)
+        await self.cases_out.enqueue(case, self.mapping.apply(case))
 
     async def resend_refusal(self, case: Case) -> str | None:
-        """Why ``case`` must not be re-sent under its code, or None when the outbox item under the
-        code is this case's own (the operator's retry may go ahead).
-
-        After a code collision (``_code_collision``) the item under the code is ANOTHER case's:
-        retrying it would re-send that case (or refuse it as "not dead"), never this one. Raises the
-        gateway's ``NotFound`` when nothing is in the outbox under the code."""
-        held = _held_case(await self.outbox.get(case.code))
-        if held.get("incident_id") == case.incident_id:
-            return None
-        other = _describe(held)
-        log.warning(
-            "case %s: retry refused: the outbox item under this code is another case (%s), not this one (incident %s)",
-            case.code,
-            other,
-            case.incident_id,
-        )
-        return (
-            f"案件编号冲突：发件箱中编号 {case.code} 下是另一案件（{other}），本案件不能以此编号重新发送；"
-            "请为每个节点设置唯一的 events.codes.node_tag / "
-            f"case code collision: the outbox item under {case.code} is another case ({other}), so this case "
-            "cannot be re-sent under this code; set a unique events.codes.node_tag per node"
-        )
+        """Why ``case`` must not be re-sent under its code (after a code collision), or None: the
+        operator's retry may go ahead (``CaseOutbox.resend_refusal``)."""
+        return await self.cases_out.resend_refusal(case)
 
     async def _delivered(self, result: DeliveryResult) -> None:
         if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
@@ -510,23 +421,3 @@ def _time_marks(grader: Grader) -> Callable[[datetime], int]:
         return marks[local.hour * 60 + local.minute]
 
     return mark
-
-
-def _held_case(item: OutboxEntry) -> dict[str, Any]:
-    """The case an outbox item carries (``_enqueue`` writes ``{"case": ..., "body": ...}``); {} if none."""
-    held = item.payload.get("case")
-    return held if isinstance(held, dict) else {}
-
-
-def _evidence_note(exc: EvidenceError) -> str:
-    """The case history's note when its evidence was not saved: what to do first, the cause after."""
-    if isinstance(exc.__cause__, OSError):
-        zh = "证据未保存：证据文件写入失败，请释放磁盘空间或修正 events.evidence.dir 的权限"
-    else:
-        zh = "证据未保存：证据图像无法处理"
-    return f"{zh} / evidence not saved: {exc}"
-
-
-def _describe(held: dict[str, Any]) -> str:
-    """The held case as an operator tells it apart: its incident and camera."""
-    return f"incident {held.get('incident_id', '?')}, camera {held.get('camera_id', '?')}"
