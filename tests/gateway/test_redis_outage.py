@@ -44,7 +44,6 @@ from xueliang.gateway.settings_loading import load_settings
 from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Job, OutboxStatus
 from xueliang.inference.anomaly import Anomaly
-from xueliang.inference.patrol.scheduler import SchedulerState
 from xueliang.inference.patrol.stats import PipelineState
 
 
@@ -178,9 +177,12 @@ class Works:
         return work
 
     async def until(self, check: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not check():
-                await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(10):
+                while not check():
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise AssertionError(f"not reached in 10 s: running {self.running}, seen {self.seen}") from None
 
 
 @contextlib.asynccontextmanager
@@ -196,12 +198,13 @@ async def leading(
 
 
 async def test_a_leader_whose_redis_stalls_stops_before_another_node_takes_the_role(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, restartable: RestartableRedis
 ) -> None:
     """Failed on the old code: the renewal waited for the socket timeout (10 s, retried), the work ran
     on, and node b started the same work once the lease expired: two schedulers at once."""
     works = Works()
     timing = {"renew_s": 0.25, "ttl_s": 1.5}
+    redis_url = restartable.url  # a Redis of its own: nothing else in the suite touches its keys
     async with (
         StallingProxy(redis_url) as proxy,
         open_node(node_settings(tmp_path, "a", proxy.url)) as a,
@@ -212,7 +215,11 @@ async def test_a_leader_whose_redis_stalls_stops_before_another_node_takes_the_r
             await works.until(lambda: works.running == ["a"])
             async with leading(b, role_b, works.of("b"), **timing):
                 proxy.stall()  # a's renewals now hang in the socket
-                await works.until(lambda: "b" in works.running)
+                try:
+                    await works.until(lambda: "b" in works.running)
+                except AssertionError:
+                    proxy.resume()  # or closing node a would wait on the stalled socket
+                    raise
                 assert works.seen == [("a", []), ("b", [])], "b started while a still ran the work"
                 assert not role_a.leading and role_b.leading
                 proxy.resume()
@@ -414,11 +421,11 @@ async def test_a_patrolling_scaleout_node_rides_out_a_redis_restart(
                 await until(lambda: patrol.pipeline.stats().jobs >= visits + 2 or task.done())
                 assert not task.done(), task
                 assert patrol.pipeline.state is PipelineState.RUNNING
-                assert patrol.scheduler.stats().state is SchedulerState.RUNNING
                 assert patrol.scheduler_role.leading
             finally:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                async with asyncio.timeout(15):  # stopping the patrol must not hang after an outage
+                    await asyncio.gather(task, return_exceptions=True)
         down = one_outage(caplog, "xueliang.gateway.patrol", "job queue unavailable", "the job queue answers again")
         assert "visibility timeout" in down.getMessage()
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a traceback: the patrol failed"
