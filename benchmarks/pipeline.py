@@ -48,6 +48,12 @@ aiortc's ICE fails on uvloop, uvicorn#840). Kept (2026-11): the zone test in pla
 ``ReadThen`` check once per source class, the detector's batches back to the loop by callback
 instead of a task each (event loop 1.35 -> 1.1 ms a frame, ratio 0.861 -> 0.881).
 
+Also tried (2026-11, A/B in one process) and not kept: SO_RCVLOWAT set to the rest of the body (the
+body is nearly always in the socket when the headers are read: no change); a 1 MiB aiohttp
+read_bufsize (no change); the detector threads at nice 5 (no change); the YOLOX output channel-first
+(its final Transpose cut: session.run and the output decode unchanged). Kept: each camera's snapshot
+URL parsed once (yarl's 128-entry cache never hits on a patrol round, ~30 us a snapshot).
+
 Where the rest goes, per frame, beside the limit's 17.8 ms: the event loop's own CPU (about
 1.1 ms: aiohttp's request and digest about 0.4, asyncio's loop about 0.2, the visit's hand-offs
 and the detector's queue about 0.2, rules and anomaly records 0.1-0.2), the quality checks (0.3 ms
