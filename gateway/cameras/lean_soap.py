@@ -184,10 +184,14 @@ class CameraConnection:
         return protocol
 
     async def _allowed_address(self, host: str, port: int, operation: str) -> str:
-        """The first address of ``host`` the policy allows; ``AddressRefused`` when it allows none."""
+        """The first address of ``host`` the policy allows; ``AddressRefused`` when it allows none.
+        An IP literal (most cameras) is checked as it is: no resolver round trip on the sweep's path."""
         assert self.policy is not None
-        rows = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = [str(row[4][0]).split("%")[0] for row in rows]
+        try:
+            addresses = [str(ipaddress.ip_address(host.partition("%")[0]))]
+        except ValueError:  # a name: resolve it, then connect by the address that was checked
+            rows = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = [str(row[4][0]).split("%")[0] for row in rows]
         for address in addresses:
             if self.policy.allows(ipaddress.ip_address(address)):
                 return address
