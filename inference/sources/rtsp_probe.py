@@ -52,7 +52,6 @@ class RtspTarget:
     uri: str
     username: str | None
     password: str | None = field(repr=False)
-    tls: bool
 
     def url(self) -> str:
         """``uri`` with the credentials percent-encoded into it, for FFmpeg only (never shown)."""
@@ -92,7 +91,6 @@ def parse_rtsp_url(url: str) -> RtspTarget:
         uri=uri,
         username=None if parts.username is None else unquote(parts.username),
         password=None if parts.password is None else unquote(parts.password),
-        tls=scheme == "rtsps",
     )
 
 
