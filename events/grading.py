@@ -96,6 +96,9 @@ class Grader:
         self._overrides = {row.category: row for row in tables.routing.overrides}
         self._rows_for = lru_cache(maxsize=1024)(self._rows_for_uncached)
         self._category_for = lru_cache(maxsize=1024)(self._category_uncached)
+        # Per local minute of the day: which time windows it lies in, as a bitmask (``time_mark``).
+        spans = list(windows.values())
+        self._marks = [sum(1 << i for i, w in enumerate(spans) if minute in w) for minute in range(DAY_MINUTES)]
 
     @classmethod
     def from_settings(cls, tables: TableSettings, timezone: str) -> Grader:
@@ -113,10 +116,19 @@ class Grader:
                     best = (rule_breadth(pattern), category)
         return best[1] if best else None
 
+    def _minute(self, at: datetime) -> int:
+        """The local minute of the day of ``at``."""
+        local = to_local(at, self.zone)
+        return local.hour * 60 + local.minute
+
+    def time_mark(self, at: datetime) -> int:
+        """Which of the tables' time windows ``at`` lies in, as a bitmask: a change of the mark is a
+        window edge crossed (what the aggregator re-grades an incident on)."""
+        return self._marks[self._minute(at)]
+
     def grade(self, rule: str, value: float, place: str, at: datetime) -> Grade | None:
         """The colour grade, or None when no row covers the value (no case)."""
-        local = to_local(at, self.zone)
-        minute = local.hour * 60 + local.minute
+        minute = self._minute(at)
         for compiled in self._rows_for(rule):
             if compiled.matches(place, minute, value):
                 return compiled.row.grade

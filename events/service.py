@@ -41,14 +41,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from xueliang.events.aggregation import Aggregator, TransitionKind, check_action
 from xueliang.events.case_outbox import CaseOutbox
 from xueliang.events.case_record import build_case, evidence_note
-from xueliang.events.codes import CaseCodes, to_local
+from xueliang.events.codes import CaseCodes
 from xueliang.events.errors import EventsError, EvidenceError, InvalidTransition
 from xueliang.events.evidence import EvidenceStore, PruneReport
 from xueliang.events.forwarder import DeliveryResult, Forwarder, Outcome, build_client
@@ -130,7 +129,7 @@ class CaseService:
         """Check the tables (``GradingTableError``/``MappingTableError``), open the store, recover."""
         self._grader = Grader.from_settings(self.settings.tables, self.settings.timezone)
         self._mapping = FieldMapping.load(self.settings.tables.intake_mapping)
-        self.aggregator.time_mark = _time_marks(self._grader)
+        self.aggregator.time_mark = self._grader.time_mark
         await self.store.open()
         windows = [self.aggregator.settings.default, *self.aggregator.settings.rules.values()]
         hold_s = max(w.quiet_s + w.hold_down_s for w in windows)
@@ -407,17 +406,3 @@ class CaseService:
             "breaker_opened": self.forwarder.breaker.stats.opened,
             "callbacks_refused": self.status.refused,
         }
-
-
-def _time_marks(grader: Grader) -> Callable[[datetime], int]:
-    """Which of the tables' time windows an instant's local minute lies in, as a bitmask: a change
-    of the mark is a window edge crossed (what the aggregator re-grades an incident on)."""
-    windows = [w.minutes() for w in grader.tables.grading.time_windows]
-    marks = [sum(1 << i for i, w in enumerate(windows) if minute in w) for minute in range(24 * 60)]
-    zone: ZoneInfo = grader.zone
-
-    def mark(at: datetime) -> int:
-        local = to_local(at, zone)
-        return marks[local.hour * 60 + local.minute]
-
-    return mark
