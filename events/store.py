@@ -299,8 +299,10 @@ class SqliteEventStore:
 
         def read(c: sqlite3.Connection) -> list[Any]:
             rows = c.execute(sql, states).fetchall()
+            if closed_within_s <= 0:
+                return rows
             newest = c.execute("SELECT MAX(last_seen) FROM incidents").fetchone()[0]
-            if closed_within_s > 0 and newest:
+            if newest:
                 since = datetime.fromisoformat(newest) - timedelta(seconds=closed_within_s) - _OFFSET_SLACK
                 rows += c.execute(closed_sql, (str(IncidentState.CLOSED), since.isoformat())).fetchall()
             return rows
