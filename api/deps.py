@@ -22,6 +22,8 @@ from xueliang.gateway.security import API_KEY_PREFIX, Principal, api_key_id, api
 bearer = HTTPBearer(auto_error=False, description="Login token from POST /api/auth/login")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key of a machine client")
 
+MAX_OFFSET = 2**31 - 1  # the largest paging offset: far past any registry; larger ones overflow the stores' integers
+
 
 def get_node(request: Request) -> Node:
     node: Node = request.state.node

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from xueliang.api.deps import NodeDep, Staff, Technician
+from xueliang.api.deps import MAX_OFFSET, NodeDep, Staff, Technician
 from xueliang.gateway.cameras.errors import CameraAddressError, ImportFileError, ImportQueueFull
 from xueliang.gateway.cameras.export import all_cameras, to_csv
 from xueliang.gateway.cameras.importer import parse_camera_file
@@ -29,7 +29,6 @@ from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_OFFSET = 2**31 - 1  # far past any registry; larger ones overflow the stores' integers
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
-from xueliang.api.deps import CaseWorkDep, IntakeClient, NodeDep, Operator, Staff
+from xueliang.api.deps import MAX_OFFSET, CaseWorkDep, IntakeClient, NodeDep, Operator, Staff
 from xueliang.events.errors import CallbackRejected, CaseNotFound
 from xueliang.events.models import Case, CaseStatus
 from xueliang.events.qr import case_qr
@@ -30,7 +30,9 @@ async def list_cases(
     _: Staff,
     status_: Annotated[list[CaseStatus] | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Cases to skip (paging: 0, limit, 2*limit, ...)")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Cases to skip (paging: 0, limit, 2*limit, ...)")
+    ] = 0,
 ) -> list[Case]:
     return await work.service.store.cases(status_ or list(CaseStatus), limit=limit, newest_first=True, offset=offset)
 
