@@ -151,7 +151,7 @@ class FileSource:
                 return image, scale, data
             decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's decode limit
-            raise CorruptFrame(f"image {path}: the decoder refused {len(data)} bytes: {_cv2_reason(exc)}") from exc
+            raise CorruptFrame(f"image {path}: the decoder refused {len(data)} bytes: {exc.err or exc}") from exc
         if decoded is None or decoded.ndim != 3:
             raise CorruptFrame(f"image {path}: the decoder rejected {len(data)} bytes")
         return cast(Image, decoded), 1.0, None
@@ -206,9 +206,3 @@ class FileSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-
-def _cv2_reason(exc: cv2.error) -> str:
-    """The useful part of an OpenCV error ("(-215:Assertion failed) pixels <= ... in function ...")."""
-    text = str(exc).strip()
-    return text.split(" error: ", 1)[-1].splitlines()[0] if text else type(exc).__name__
