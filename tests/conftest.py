@@ -3,8 +3,8 @@
 - ``redis_server`` (session): a real ``redis-server`` on a free loopback port, no persistence;
   yields its URL and is killed at the end.
 - ``redis_url`` (function): that server's URL with database 0 flushed, so each test starts clean.
-- ``disposable_redis`` (function): a private server the test may stop (``.stop()``) to see how
-  its code behaves when Redis goes away.
+- ``disposable_redis`` (function): a private server the test may stop (``.stop()``) and start
+  again (``.start()``, same port) to see how its code behaves when Redis goes away and comes back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
@@ -31,43 +32,47 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    """A ``redis-server`` child process on 127.0.0.1; ``url`` is ``redis://127.0.0.1:<port>/0``."""
+    """A ``redis-server`` child process on 127.0.0.1; ``url`` is ``redis://127.0.0.1:<port>/0``.
 
-    def __init__(self, workdir: Path) -> None:
+    ``stop()`` kills it (SIGKILL: no final save); ``start()`` starts it again on the same port and
+    directory. With ``appendonly`` every write is in the AOF (fsync always), so it comes back with its
+    data; without, it comes back empty."""
+
+    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
         if not Path(REDIS_SERVER).exists() and shutil.which("redis-server") is None:
             pytest.fail("redis-server not found: install redis-server (make test does it)")
-        binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else str(shutil.which("redis-server"))
+        self.binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else str(shutil.which("redis-server"))
+        self.workdir = workdir
+        self.appendonly = appendonly
         workdir.mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):  # another process may grab the free port before redis binds it
             self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(workdir),
-                    "--logfile",
-                    str(workdir / f"redis-{self.port}.log"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if self._wait_ready():
+            if self._spawn():
                 return
-            self.stop()
-        log = (workdir / f"redis-{self.port}.log").read_text(errors="replace")[-2000:]
-        pytest.fail(f"redis-server did not answer PING on 127.0.0.1 (last log lines):\n{log}")
+        self._fail()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it again, after ``stop()``, on the same port and directory."""
+        if not self._spawn():
+            self._fail()
+
+    def _spawn(self) -> bool:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        args += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always"]
+        args += ["--logfile", str(self.workdir / f"redis-{self.port}.log")]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self._wait_ready():
+            return True
+        self.stop()
+        return False
+
+    def _fail(self) -> NoReturn:
+        log = (self.workdir / f"redis-{self.port}.log").read_text(errors="replace")[-2000:]
+        pytest.fail(f"redis-server did not answer PING on 127.0.0.1:{self.port} (last log lines):\n{log}")
 
     def _wait_ready(self, timeout_s: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -17,18 +17,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-import subprocess
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 
-from tests.conftest import REDIS_SERVER, free_port
+from tests.conftest import RedisProcess, free_port
 from tests.contract.conftest import settings_for
 from xueliang.events.forwarder import Forwarder, ForwarderState
 from xueliang.events.settings import ForwarderSettings
@@ -45,50 +42,6 @@ from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Job, OutboxStatus
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.patrol.stats import PipelineState
-
-
-class RestartableRedis:
-    """``redis-server`` on 127.0.0.1:<port> in ``workdir``; ``stop()`` kills it (SIGKILL: no final
-    save), ``start()`` starts it again on the same port and directory. With ``appendonly`` every
-    write is in the AOF (fsync always), so it comes back with its data; without, it comes back empty."""
-
-    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
-        self.workdir = workdir
-        self.appendonly = appendonly
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
-        args += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always"]
-        args += ["--logfile", str(self.workdir / "redis.log")]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            for _ in range(500):
-                if self.process.poll() is not None:
-                    break
-                with contextlib.suppress(redis.exceptions.ConnectionError):
-                    if client.ping():
-                        return
-                time.sleep(0.02)
-        finally:
-            client.close()
-        log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-        self.stop()
-        pytest.fail(f"redis-server did not answer PING on port {self.port}:\n{log}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-        if self.process is not None:
-            self.process.wait(timeout=10)
 
 
 class StallingProxy:
@@ -198,13 +151,13 @@ async def leading(
 
 
 async def test_a_leader_whose_redis_stalls_stops_before_another_node_takes_the_role(
-    tmp_path: Path, restartable: RestartableRedis
+    tmp_path: Path, disposable_redis: RedisProcess
 ) -> None:
     """Failed on the old code: the renewal waited for the socket timeout (10 s, retried), the work ran
     on, and node b started the same work once the lease expired: two schedulers at once."""
     works = Works()
     timing = {"renew_s": 0.25, "ttl_s": 1.5}
-    redis_url = restartable.url  # a Redis of its own: nothing else in the suite touches its keys
+    redis_url = disposable_redis.url  # a Redis of its own: nothing else in the suite touches its keys
     async with (
         StallingProxy(redis_url) as proxy,
         open_node(node_settings(tmp_path, "a", proxy.url)) as a,
@@ -229,80 +182,72 @@ async def test_a_leader_whose_redis_stalls_stops_before_another_node_takes_the_r
 
 
 async def test_redis_killed_and_restarted_empty_one_warning_then_the_node_leads_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, disposable_redis: RedisProcess
 ) -> None:
     """Failed on the old code: a warning every ``renew_s`` for as long as Redis was down."""
     works = Works()
-    server = RestartableRedis(tmp_path / "redis")
-    try:
-        async with open_node(node_settings(tmp_path, "a", server.url)) as a:
-            attempts = 0
-            acquire = a.stores.leases.acquire
+    async with open_node(node_settings(tmp_path, "a", disposable_redis.url)) as a:
+        attempts = 0
+        acquire = a.stores.leases.acquire
 
-            async def counted(role: str, holder: str, ttl_s: float) -> bool:
-                nonlocal attempts
-                attempts += 1
-                return await acquire(role, holder, ttl_s)
+        async def counted(role: str, holder: str, ttl_s: float) -> bool:
+            nonlocal attempts
+            attempts += 1
+            return await acquire(role, holder, ttl_s)
 
-            a.stores.leases.acquire = counted  # type: ignore[method-assign]  # a spy, the real call underneath
-            role = Role("scheduler")
-            async with leading(a, role, works.of("a"), renew_s=0.05, ttl_s=1.0):
-                await works.until(lambda: works.running == ["a"])
-                caplog.set_level(logging.DEBUG, logger="xueliang.gateway.leadership")
-                caplog.clear()
-                server.stop()
-                await works.until(lambda: works.running == [] and not role.leading)
-                before = attempts
-                await works.until(lambda: attempts >= before + 5)  # several failed attempts in the outage
-                server.start()  # the same port, no persistence: Redis comes back empty
-                await works.until(lambda: works.running == ["a"] and role.leading)
-                assert await a.stores.leases.holder("scheduler") == "a"
-        warnings = [
-            r for r in caplog.records if r.name == "xueliang.gateway.leadership" and r.levelno >= logging.WARNING
-        ]
-        taken = [r for r in warnings if "lease not taken" in r.getMessage()]
-        assert len(taken) == 1, [r.getMessage() for r in warnings]
-        assert server.url.removeprefix("redis://").removesuffix("/0") in taken[0].getMessage()
-        assert any("answers again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
-        assert works.seen == [("a", []), ("a", [])]
-    finally:
-        server.stop()
+        a.stores.leases.acquire = counted  # type: ignore[method-assign]  # a spy, the real call underneath
+        role = Role("scheduler")
+        async with leading(a, role, works.of("a"), renew_s=0.05, ttl_s=1.0):
+            await works.until(lambda: works.running == ["a"])
+            caplog.set_level(logging.DEBUG, logger="xueliang.gateway.leadership")
+            caplog.clear()
+            disposable_redis.stop()
+            await works.until(lambda: works.running == [] and not role.leading)
+            before = attempts
+            await works.until(lambda: attempts >= before + 5)  # several failed attempts in the outage
+            disposable_redis.start()  # the same port, no persistence: Redis comes back empty
+            await works.until(lambda: works.running == ["a"] and role.leading)
+            assert await a.stores.leases.holder("scheduler") == "a"
+    warnings = [r for r in caplog.records if r.name == "xueliang.gateway.leadership" and r.levelno >= logging.WARNING]
+    taken = [r for r in warnings if "lease not taken" in r.getMessage()]
+    assert len(taken) == 1, [r.getMessage() for r in warnings]
+    assert disposable_redis.url.removeprefix("redis://").removesuffix("/0") in taken[0].getMessage()
+    assert any("answers again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert works.seen == [("a", []), ("a", [])]
 
 
-async def test_redis_back_empty_consumer_groups_are_created_again_and_work_flows(tmp_path: Path) -> None:
+async def test_redis_back_empty_consumer_groups_are_created_again_and_work_flows(
+    tmp_path: Path, disposable_redis: RedisProcess
+) -> None:
     """Pins what nothing tested: after an empty restart the job queue's group and a bus group this
     node had already created (and cached) are gone; reads recreate them instead of failing on NOGROUP."""
-    server = RestartableRedis(tmp_path / "redis")
-    try:
-        async with await open_stores(settings_for("redis", tmp_path / "data", server.url)) as stores:
-            assert await stores.jobs.put("cam-1", {"n": 1})
-            assert (await stores.jobs.take("w1", 0.1)) is not None
-            await stores.bus.publish("anomalies", {"n": 1})
-            assert len(await stores.bus.read("anomalies", "cases", "w1", block_s=0.1)) == 1
-            server.stop()
-            with pytest.raises(StoreUnavailable, match="cannot be reached while taking a job"):
-                await stores.jobs.take("w1", 0.1)
-            with pytest.raises(StoreUnavailable, match="reading bus topic anomalies"):
-                await stores.bus.read("anomalies", "cases", "w1", block_s=0.1)
-            server.start()  # empty: no stream, no group
-            assert await stores.jobs.put("cam-2", {"n": 2})
-            job = await stores.jobs.take("w1", 0.5)
-            assert job is not None and job.key == "cam-2" and job.deliveries == 1
-            await stores.jobs.ack(job)
-            assert (await stores.jobs.stats()).in_flight == 0
-            await stores.bus.publish("anomalies", {"n": 2})
-            messages = await stores.bus.read("anomalies", "cases", "w1", block_s=0.5)
-            assert [m.payload for m in messages] == [{"n": 2}]
-            await stores.bus.ack("anomalies", "cases", [m.id for m in messages])
-            assert await stores.bus.pending("anomalies", "cases") == 0
-    finally:
-        server.stop()
+    async with await open_stores(settings_for("redis", tmp_path / "data", disposable_redis.url)) as stores:
+        assert await stores.jobs.put("cam-1", {"n": 1})
+        assert (await stores.jobs.take("w1", 0.1)) is not None
+        await stores.bus.publish("anomalies", {"n": 1})
+        assert len(await stores.bus.read("anomalies", "cases", "w1", block_s=0.1)) == 1
+        disposable_redis.stop()
+        with pytest.raises(StoreUnavailable, match="cannot be reached while taking a job"):
+            await stores.jobs.take("w1", 0.1)
+        with pytest.raises(StoreUnavailable, match="reading bus topic anomalies"):
+            await stores.bus.read("anomalies", "cases", "w1", block_s=0.1)
+        disposable_redis.start()  # empty: no stream, no group
+        assert await stores.jobs.put("cam-2", {"n": 2})
+        job = await stores.jobs.take("w1", 0.5)
+        assert job is not None and job.key == "cam-2" and job.deliveries == 1
+        await stores.jobs.ack(job)
+        assert (await stores.jobs.stats()).in_flight == 0
+        await stores.bus.publish("anomalies", {"n": 2})
+        messages = await stores.bus.read("anomalies", "cases", "w1", block_s=0.5)
+        assert [m.payload for m in messages] == [{"n": 2}]
+        await stores.bus.ack("anomalies", "cases", [m.id for m in messages])
+        assert await stores.bus.pending("anomalies", "cases") == 0
 
 
 async def test_redis_back_with_its_data_claimed_job_and_outbox_item_come_back(tmp_path: Path) -> None:
     """Pins what nothing tested: Redis killed while a job and an outbox item are claimed, started again
     with its AOF; nothing is lost: both are handed out again once their visibility/lease ends."""
-    server = RestartableRedis(tmp_path / "redis", appendonly=True)
+    server = RedisProcess(tmp_path / "redis", appendonly=True)
     try:
         settings = settings_for("redis", tmp_path / "data", server.url, job_visibility_s=0.3)
         async with await open_stores(settings) as stores:
@@ -323,15 +268,6 @@ async def test_redis_back_with_its_data_claimed_job_and_outbox_item_come_back(tm
             assert [i.key for i in items] == ["XL-1"]
             await stores.outbox.mark_delivered("XL-1", {"ok": True})
             assert (await stores.outbox.get("XL-1")).status == OutboxStatus.DELIVERED
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def restartable(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path / "redis")
-    try:
-        yield server
     finally:
         server.stop()
 
@@ -363,7 +299,7 @@ async def test_a_patrolling_scaleout_node_rides_out_a_redis_restart(
     group cancelled the scheduler and the watch sessions (the supervisor restarted them all, with a
     traceback each time); and the scheduler, whose lease was lost, could not run a second time."""
     monkeypatch.setattr(patrol_module, "lead", functools.partial(lead, renew_s=0.1, ttl_s=2.0))
-    server = RestartableRedis(tmp_path / "redis", appendonly=True)  # the camera registry survives the restart
+    server = RedisProcess(tmp_path / "redis", appendonly=True)  # the camera registry survives the restart
     try:
         settings = load_settings(
             environ={},
@@ -434,10 +370,10 @@ async def test_a_patrolling_scaleout_node_rides_out_a_redis_restart(
 
 
 async def test_the_forwarder_logs_one_warning_per_outbox_outage(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, restartable: RestartableRedis
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, disposable_redis: RedisProcess
 ) -> None:
     """Failed on the old code: ``log.exception`` with a traceback every ``poll_interval_s``."""
-    async with await open_stores(settings_for("redis", tmp_path / "data", restartable.url)) as stores:
+    async with await open_stores(settings_for("redis", tmp_path / "data", disposable_redis.url)) as stores:
         settings = ForwarderSettings(poll_interval_s=0.05, sender="fw-1")
         forwarder = Forwarder(settings, stores.outbox)
         claimed = 0
@@ -454,9 +390,9 @@ async def test_the_forwarder_logs_one_warning_per_outbox_outage(
         try:
             await until(lambda: forwarder.state is ForwarderState.RUNNING)
             caplog.set_level(logging.DEBUG, logger="xueliang.events.forwarder")
-            restartable.stop()
+            disposable_redis.stop()
             await until(lambda: forwarder.stats.outbox_errors >= 5)  # several failed claims
-            restartable.start()
+            disposable_redis.start()
             errors, before = forwarder.stats.outbox_errors, claimed
             await until(lambda: claimed > before)  # a claim went through
             await asyncio.sleep(0.2)  # a few more claims, all answered
@@ -471,10 +407,10 @@ async def test_the_forwarder_logs_one_warning_per_outbox_outage(
 
 
 async def test_the_case_consumer_logs_one_warning_per_bus_outage_and_consumes_after(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, restartable: RestartableRedis
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, disposable_redis: RedisProcess
 ) -> None:
     """Failed on the old code: a warning every 2 s for as long as the bus could not be read."""
-    settings = node_settings(tmp_path, "a", restartable.url)
+    settings = node_settings(tmp_path, "a", disposable_redis.url)
     async with open_node(settings) as node:
         cases = CaseWork(node, settings.events)
         await cases.start()
@@ -491,10 +427,10 @@ async def test_the_case_consumer_logs_one_warning_per_bus_outage_and_consumes_af
         try:
             await until(lambda: attempts >= 1)
             caplog.set_level(logging.DEBUG, logger="xueliang.gateway.casework")
-            restartable.stop()
+            disposable_redis.stop()
             before = attempts
             await until(lambda: attempts >= before + 3)  # several failed reads in the outage
-            restartable.start()  # empty: the group is created again on the next read
+            disposable_redis.start()  # empty: the group is created again on the next read
             anomaly = Anomaly(camera_id="cam-9", rule="camera.unreachable", value=3.0, threshold=3.0, source="camera")
             await cases.publish(anomaly)
             await until(lambda: cases.consumed == 1 or task.done())
