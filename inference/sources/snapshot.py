@@ -44,14 +44,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SocketFactory = Callable[[Any], socket.socket]  # aiohttp's: one getaddrinfo() row -> an unconnected socket
 
-_USERINFO = re.compile(r"//[^@?#]*@")
+_USERINFO = re.compile(r"//[^?#]*@")  # greedy: up to the LAST @ before the query
 SOURCE_CACHE = 65_536  # cameras whose snapshot source (and digest challenge) a client keeps, LRU
 
 
 def redact(url: str) -> str:
     """``url`` without credentials, for messages and logs: whatever stands between ``//`` and the
-    first ``@`` goes, the rest is kept as written (IPv6 brackets, port), also when the URL does not
-    parse (a bad port, a password with an unencoded ``/`` or ``@``)."""
+    last ``@`` before the query goes, the rest is kept as written (IPv6 brackets, port), also when
+    the URL does not parse (a bad port, a password with an unencoded ``/`` or ``@``: cutting at the
+    first ``@`` would show the rest of such a password)."""
     return _USERINFO.sub("//", url, count=1)
 
 

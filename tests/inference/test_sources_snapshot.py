@@ -303,6 +303,7 @@ def test_jpeg_size_from_the_frame_header(big_jpeg: bytes) -> None:
     [
         ("rtsp://admin:a:b@host:99999/x", "rtsp://host:99999/x"),  # a port urlsplit refuses
         ("http://u:p/w@h/x", "http://h/x"),  # an unencoded '/' in the password
+        ("http://admin:p@ss@cam/x.jpg", "http://cam/x.jpg"),  # an unencoded '@' in the password
         ("http://admin:pw@[fd00::1]:8080/s.jpg?a=b@c", "http://[fd00::1]:8080/s.jpg?a=b@c"),  # brackets kept
         ("http://h/snap.jpg?user=a@b", "http://h/snap.jpg?user=a@b"),  # an '@' in the query is no user
     ],
