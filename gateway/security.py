@@ -162,7 +162,7 @@ def resolve_secrets(settings: Settings) -> Secrets:
         token_secret = stored.setdefault("secret_key", secrets.token_urlsafe(48))
     if camera_key.strip().lower() in PLACEHOLDERS:
         camera_key = stored.setdefault("camera_key", Fernet.generate_key().decode())
-    _write_dev_secrets(path, stored)
+    write_private(path, json.dumps(stored))
     return Secrets(token_secret, camera_key)
 
 
@@ -174,10 +174,6 @@ def _read_dev_secrets(path: Path) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path), [ConfigProblem("(file)", f"unreadable dev secrets: {exc}", "delete it")]) from exc
     return {str(k): str(v) for k, v in data.items()}
-
-
-def _write_dev_secrets(path: Path, stored: dict[str, str]) -> None:
-    write_private(path, json.dumps(stored))
 
 
 def write_private(path: Path, text: str) -> None:
