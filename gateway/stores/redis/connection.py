@@ -11,13 +11,15 @@ loading) become ``StoreUnavailable`` naming the URL (password removed) and what 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -52,6 +54,43 @@ def redact(url: str) -> str:
         return "<unparseable redis url>"
 
 
+class _KeepsCancellation(AbstractConnection):
+    """Sends that never lose a cancellation.
+
+    redis-py bounds a send with ``asyncio.wait_for``, which on Python 3.11 returns normally when the
+    task is cancelled just as the write completes: the cancellation is lost, and a node stopping (or
+    an ``asyncio.timeout`` around the call) waits for ever. A cancel that arrived during the send is
+    raised here; the connection is dropped, as redis-py does for a cancelled read, since its answer
+    is still on the way."""
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        task = asyncio.current_task()
+        requested = 0 if task is None else task.cancelling()
+        await super().send_packed_command(command, check_health)
+        if task is not None and task.cancelling() > requested:
+            await self.disconnect(nowait=True)
+            raise asyncio.CancelledError
+
+
+class _TcpConnection(_KeepsCancellation, Connection):
+    pass
+
+
+class _TlsConnection(_KeepsCancellation, SSLConnection):
+    pass
+
+
+class _UnixConnection(_KeepsCancellation, UnixDomainSocketConnection):
+    pass
+
+
+_KEEPING_CANCELLATION: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _TcpConnection,
+    SSLConnection: _TlsConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
+
+
 class RedisConnection:
     """A ``redis.asyncio`` client (strings in, strings out) and the prefix its keys live under."""
 
@@ -71,6 +110,8 @@ class RedisConnection:
             raise StoreUnavailable(
                 f"storage.redis_url {self.url} is not a Redis URL ({exc}); use redis://host:port/db"
             ) from exc
+        pool = self.client.connection_pool
+        pool.connection_class = _KEEPING_CANCELLATION.get(pool.connection_class, pool.connection_class)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
