@@ -103,8 +103,23 @@ async def lead(
                     break
         finally:
             role.leading = False
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await lease.release()
+            try:
+                await _end(task)
+            finally:
+                await lease.release()
+
+
+async def _end(work: asyncio.Task[None]) -> None:
+    """Cancel ``work`` and wait until it has ended, so that the lease is never given up while it still
+    runs. A cancellation of this task meanwhile is raised once the work has ended: never lost."""
+    work.cancel()
+    interrupted = False
+    while not work.done():
+        try:
+            await asyncio.wait({work})
+        except asyncio.CancelledError:
+            interrupted = True
+    if not work.cancelled() and (exc := work.exception()) is not None:
+        log.warning("%s failed while stopping: %s", work.get_name(), exc, exc_info=exc)
+    if interrupted:
+        raise asyncio.CancelledError

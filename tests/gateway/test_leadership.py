@@ -55,3 +55,42 @@ async def test_one_leader_at_a_time_and_failover(tmp_path: Path, redis_url: str)
         task_b.cancel()
         await asyncio.gather(task_b, return_exceptions=True)
         assert running == [] and await a.stores.leases.holder("scheduler") is None
+
+
+async def test_a_node_stopped_while_its_lost_work_winds_down_stops(tmp_path: Path, redis_url: str) -> None:
+    """Failed on the old code: the lease lost, ``lead`` waited for the work to end and swallowed its
+    own cancellation meanwhile, then went round again; the node's stop waited for ever. The lease is
+    also given up only once the work has ended."""
+    settings = load_settings(
+        environ={},
+        environment="development",
+        node={"mode": "scaleout", "name": "a", "data_dir": str(tmp_path / "a")},
+        storage={"redis_url": redis_url, "redis_prefix": "lead-stop:"},
+        events={"codes": {"node_tag": "AA"}},
+    )
+    winding_down = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            winding_down.set()
+            await asyncio.shield(asyncio.sleep(0.3))  # a scheduler saving its state, say
+            ended.set()
+
+    async with open_node(settings) as a:
+        role = Role("scheduler")
+        task = asyncio.create_task(lead(a, role, work, renew_s=0.05, ttl_s=1.0))
+        async with asyncio.timeout(5):
+            while not role.leading:
+                await asyncio.sleep(0.01)
+        raw = a.stores.leases._c.client  # another holder takes the lease: a loses it at its renewal
+        await raw.set("lead-stop:lease:scheduler", "intruder", px=60_000)
+        async with asyncio.timeout(5):
+            await winding_down.wait()
+        task.cancel()
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(task, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError) and ended.is_set()
+        assert await a.stores.leases.holder("scheduler") == "intruder"  # a's release did not touch it
