@@ -194,7 +194,8 @@ class Forwarder:
     async def _idle(self, seconds: float) -> None:
         self._wake.clear()
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, seconds))
+            async with asyncio.timeout(max(0.001, seconds)):
+                await self._wake.wait()
         except TimeoutError:
             return
 

@@ -339,7 +339,8 @@ class CaseService:
     async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
         while not self._stopping.is_set():
             try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval_s)
+                async with asyncio.timeout(interval_s):
+                    await self._stopping.wait()
             except TimeoutError:
                 try:
                     await job()

@@ -49,3 +49,21 @@ def test_nothing_imports_tests_or_benchmarks() -> None:
             if "from tests" in text or "import tests" in text or "from benchmarks" in text:
                 offenders.append(path.relative_to(ROOT).as_posix())
     assert offenders == []
+
+
+def test_no_asyncio_wait_for_in_the_product() -> None:
+    """``asyncio.wait_for`` on Python 3.11 loses a cancellation that arrives as the awaited thing
+    completes; in a service loop that is a node that never stops. ``async with asyncio.timeout()``
+    does not lose it."""
+    offenders = []
+    for part in ALLOWED:
+        for path in sorted((ROOT / part).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "wait_for"
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "asyncio"
+                ):
+                    offenders.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno}")
+    assert offenders == []

@@ -97,7 +97,8 @@ async def receive_frame(websocket: WebSocket) -> str | None:
 
 async def _first_message_token(websocket: WebSocket) -> str:
     try:
-        text = await asyncio.wait_for(receive_frame(websocket), AUTH_TIMEOUT_S)
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            text = await receive_frame(websocket)
     except TimeoutError as exc:
         raise Refused(401, "no auth message within 10 s") from exc
     try:

@@ -209,7 +209,8 @@ class Sessions:
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), REAP_TICK_S)
+                    async with asyncio.timeout(REAP_TICK_S):
+                        await self._changed.wait()
                 self._changed.clear()
                 await self._reap()
         finally:

@@ -267,12 +267,14 @@ async def discover_unicast(
             answered = collector.answered[address] = asyncio.Event()
             transport.sendto(payload, (address, port))
             try:
-                await asyncio.wait_for(answered.wait(), wait * RESEND_AFTER_FRACTION)
+                async with asyncio.timeout(wait * RESEND_AFTER_FRACTION):
+                    await answered.wait()
                 return
             except TimeoutError:
                 transport.sendto(payload, (address, port))
             try:
-                await asyncio.wait_for(answered.wait(), wait * (1 - RESEND_AFTER_FRACTION))
+                async with asyncio.timeout(wait * (1 - RESEND_AFTER_FRACTION)):
+                    await answered.wait()
             except TimeoutError:
                 collector.report.unanswered += 1
 

@@ -272,7 +272,8 @@ class Detector:
                 if left > 0:
                     self._arrived.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._arrived.wait(), left)
+                        async with asyncio.timeout(left):
+                            await self._arrived.wait()
                     continue
             await self._slots.acquire()
             batch = [self._queue.popitem(last=False)[1] for _ in range(min(max_batch, len(self._queue)))]

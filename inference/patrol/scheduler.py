@@ -358,7 +358,8 @@ class PatrolScheduler:
                 await self.tick()
                 delay = max(0.0, self._s.tick_s - (time.monotonic() - started))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
         finally:
             self._state = SchedulerState.STOPPED
             log.info("patrol: scheduler stopped (%d jobs queued)", self._stats.enqueued)

@@ -176,7 +176,8 @@ class RtspSource:
                 if self._latest is not None and self._latest.seq > self._returned_seq:
                     continue
             try:
-                await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await self._arrived.wait()
             except TimeoutError:
                 last = self.counters.snapshot(self.state).last_error or "no error reported"
                 kind = failure[0] if (failure := self._failure) is not None else SourceTimeout
