@@ -21,6 +21,8 @@ from typing import NoReturn
 import pytest
 import redis
 
+pytest_plugins = ["tests.hang_report"]  # a test past 120 s reports its event loop's tasks
+
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
