@@ -2,6 +2,8 @@
 
 Each entry maps a target field (dotted: nested object) to a source: a dotted path into the case with
 optional filters (``observed_at|iso``), a literal (``=text``) or a template (``{title_zh}（{code}）``).
+The case's times are given in the local time zone (``events.timezone``), so ``|date`` is the local
+date, the one the case code carries, and ``|iso`` shows the local offset.
 ``FieldMapping.load`` checks every entry against the ``Case`` schema and raises
 ``MappingTableError`` listing every problem; ``apply`` is then a plain walk.
 """
@@ -16,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel
 
+from xueliang.events.codes import to_local
 from xueliang.events.errors import MappingError, MappingTableError, TableProblem
 from xueliang.events.models import Case
 
@@ -67,13 +71,13 @@ def _schema_has(model: type[BaseModel], path: list[str]) -> bool:
     return True
 
 
-def _lookup(case: Case, path: list[str]) -> Any:
+def _lookup(case: Case, path: list[str], zone: ZoneInfo) -> Any:
     current: Any = case
     for part in path:
         if current is None:
             return None
         current = getattr(current, part)
-    return current
+    return to_local(current, zone) if isinstance(current, datetime) else current
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +87,14 @@ class _Source:
     path: tuple[str, ...] = ()
     filters: tuple[Callable[[Any], Any], ...] = ()
 
-    def value(self, case: Case) -> Any:
+    def value(self, case: Case, zone: ZoneInfo) -> Any:
         if self.literal is not None:
             return self.literal
         if self.template is not None:
-            return _PLACEHOLDER.sub(lambda m: str(_plain(_lookup(case, m.group(1).split("."))) or ""), self.template)
-        value = _lookup(case, list(self.path))
+            return _PLACEHOLDER.sub(
+                lambda m: str(_plain(_lookup(case, m.group(1).split("."), zone)) or ""), self.template
+            )
+        value = _lookup(case, list(self.path), zone)
         for apply in self.filters:
             value = apply(value)
         return _plain(value)
@@ -97,12 +103,13 @@ class _Source:
 class FieldMapping:
     """Checked mapping; ``apply(case)`` gives the intake's JSON body."""
 
-    def __init__(self, fields: dict[tuple[str, ...], _Source], source: str) -> None:
+    def __init__(self, fields: dict[tuple[str, ...], _Source], source: str, timezone: str) -> None:
         self._fields = fields
         self.source = source
+        self.zone = ZoneInfo(timezone)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> FieldMapping:
+    def load(cls, path: Path | None = None, timezone: str = "Asia/Shanghai") -> FieldMapping:
         name = path.name if path is not None else "intake_mapping.yaml"
         try:
             if path is None:
@@ -114,10 +121,10 @@ class FieldMapping:
             raise MappingTableError([TableProblem(name, "(file)", f"cannot read: {exc.strerror}")]) from exc
         except yaml.YAMLError as exc:
             raise MappingTableError([TableProblem(name, "(file)", f"not valid YAML: {exc}")]) from exc
-        return cls.parse(data, name)
+        return cls.parse(data, name, timezone)
 
     @classmethod
-    def parse(cls, data: Any, name: str) -> FieldMapping:
+    def parse(cls, data: Any, name: str, timezone: str = "Asia/Shanghai") -> FieldMapping:
         problems: list[TableProblem] = []
         if not isinstance(data, dict) or set(data) != {"fields"} or not isinstance(data["fields"], dict):
             raise MappingTableError(
@@ -148,13 +155,13 @@ class FieldMapping:
                 )
         if problems:
             raise MappingTableError(problems)
-        return cls(fields, name)
+        return cls(fields, name, timezone)
 
     def apply(self, case: Case) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for target, source in self._fields.items():
             try:
-                value = source.value(case)
+                value = source.value(case, self.zone)
             except (TypeError, ValueError) as exc:
                 raise MappingError(f"case {case.code}: field {'.'.join(target)}: {exc}") from exc
             node = body

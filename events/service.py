@@ -128,7 +128,7 @@ class CaseService:
     async def start(self) -> None:
         """Check the tables (``GradingTableError``/``MappingTableError``), open the store, recover."""
         self._grader = Grader.from_settings(self.settings.tables, self.settings.timezone)
-        self._mapping = FieldMapping.load(self.settings.tables.intake_mapping)
+        self._mapping = FieldMapping.load(self.settings.tables.intake_mapping, self.settings.timezone)
         self.aggregator.time_mark = self._grader.time_mark
         await self.store.open()
         windows = [self.aggregator.settings.default, *self.aggregator.settings.rules.values()]

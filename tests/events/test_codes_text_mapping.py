@@ -60,7 +60,7 @@ async def test_mapping_applied_to_the_case(tmp_path: Path, gateway_outbox: Sqlit
     [case] = cases
     body = service.mapping.apply(case)
     assert body["caseNo"] == case.code and body["gridCode"] == "511902001003"
-    assert body["eventTime"] == "2025-03-01T02:00:00+00:00" and body["grade"] == "orange"
+    assert body["eventTime"] == "2025-03-01T10:00:00+08:00" and body["grade"] == "orange"  # local, as the API
     assert body["routeLevel"] == "township" and body["targetUnit"] == "511902001"
     assert body["source"] == "xueliang-gateway" and body["summary"] == f"{case.title_zh}（案件编号 {case.code}）"
     assert body["evidence"] == {"sha256": None, "url": None, "path": None, "width": None, "height": None}
@@ -81,3 +81,33 @@ def test_mapping_refuses_unknown_paths_filters_and_clashes(tmp_path: Path) -> No
     assert "intake_mapping.yaml: fields.grid: 'location.grid' is not a field of the case" in found
     assert "intake_mapping.yaml: fields.a.b: clashes with fields.a (a value cannot also be an object)" in found
     assert "intake_mapping.yaml: fields.t: template part {nope} is not a field of the case" in found
+
+
+async def test_mapped_times_and_dates_are_local_like_the_case_code(
+    tmp_path: Path, gateway_outbox: SqliteOutbox
+) -> None:
+    """Failed on the old code: ``|date`` gave the UTC date, the day before the case code's for a case
+    seen between 00:00 and 08:00 in Shanghai."""
+    path = tmp_path / "intake_mapping.yaml"
+    path.write_text(
+        "fields:\n  day: observed_at|date\n  at: observed_at|iso\n  ms: observed_at|epoch_ms\n"
+        "  text: '{observed_at}'\n",
+        "utf-8",
+    )
+    service = CaseService(make_settings(tmp_path), gateway_outbox)
+    await service.start()
+    cases = []
+    for at in (0, 5, 10):
+        cases += await service.handle(anomaly(3, "crowd", at, 40), camera(3, place="school"))
+    await service.close()
+    [case] = cases
+    seen = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)  # 01:00 on 2 March, Shanghai
+    case = case.model_copy(update={"observed_at": seen})
+    body = FieldMapping.load(path, "Asia/Shanghai").apply(case)
+    assert body == {
+        "day": "2025-03-02",
+        "at": "2025-03-02T01:00:00+08:00",
+        "ms": int(seen.timestamp() * 1000),
+        "text": "2025-03-02T01:00:00+08:00",
+    }
+    assert FieldMapping.load(path, "UTC").apply(case)["day"] == "2025-03-01"
