@@ -10,8 +10,9 @@ school-gate zone at least one person in all of them, and the three parked vehicl
 - squares, stations and shopping streets: a crowd zone over the walkway, threshold 4 people (low,
   so that crowds show up in the demo; the grading table makes a case only from 10 people);
 - the first two school cameras: an intrusion zone ("school gate, closed") active all day, patrol
-  priority 1 (every minute): intrusion is graded blue, so each becomes a case delivered to the
-  demo intake and walked to closed by its callbacks;
+  priority 1 (every minute): intrusion is graded blue (red at night, 22:00-06:00, as the grading
+  table says for schools), so each becomes a case delivered to the demo intake and walked to closed
+  by its callbacks;
 - the first road camera: a no-parking zone over the parked vehicles (3 min);
 - ``demo.watch_cameras`` of the streaming cameras, school gate first, are watched continuously
   (a motion-gated stream at ``analytics.watch.fps``): boxes move on the wall and the first alarm
