@@ -108,6 +108,8 @@ def interrupted_import(tmp_path: Path, rows: int) -> tuple[int, str]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=environment(tmp_path, XUELIANG_ONVIF__TIMEOUT_S="30", XUELIANG_CAMERAS__PROBE_TIMEOUT_S="30"),
+            # Ctrl-C as at a terminal, even when the suite runs under nohup (SIGINT ignored, inherited)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             camera.settimeout(60)
