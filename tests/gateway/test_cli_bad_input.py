@@ -92,6 +92,15 @@ def test_a_pipe_closed_early_ends_quietly_and_the_import_still_finishes(tmp_path
     assert len(read_results(tmp_path / "cams.result.csv")) == 50
 
 
+# Ctrl-C as at a terminal, even when the suite runs in a background job (SIGINT ignored, inherited):
+# SIGINT back to its default, then the command.
+WITH_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])",
+]
+
+
 def interrupted_import(tmp_path: Path, rows: int) -> tuple[int, str]:
     """Import ``rows`` rows naming one camera that accepts the connection and never answers (the
     other rows settle at once: duplicates of it, then a bad address), and Ctrl-C while the import
@@ -104,12 +113,10 @@ def interrupted_import(tmp_path: Path, rows: int) -> tuple[int, str]:
         lines = [f"127.0.0.1,{port}"] * (rows - 1) + ["no way,80"] if rows > 1 else [f"127.0.0.1,{port}"]
         source.write_text("address,port\n" + "\n".join(lines) + "\n", encoding="utf-8")
         process = subprocess.Popen(
-            [*XUELIANG, "cameras", "import", str(source), "--concurrency", "1"],
+            [*WITH_CTRL_C, *XUELIANG, "cameras", "import", str(source), "--concurrency", "1"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=environment(tmp_path, XUELIANG_ONVIF__TIMEOUT_S="30", XUELIANG_CAMERAS__PROBE_TIMEOUT_S="30"),
-            # Ctrl-C as at a terminal, even when the suite runs under nohup (SIGINT ignored, inherited)
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             camera.settimeout(60)
