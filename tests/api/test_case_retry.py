@@ -52,10 +52,14 @@ def intake(tmp_path: Path) -> Iterator[IntakeProcess]:
 async def case_gateway(
     tmp_path: Path, overrides: dict[str, dict[str, object]], intake: IntakeProcess, *, max_attempts: int
 ) -> AsyncIterator[RunningGateway]:
-    """A gateway delivering to ``intake`` that gives an item up (dead) after ``max_attempts``."""
+    """A gateway delivering to ``intake`` that gives an item up (dead) after ``max_attempts``.
+
+    The intake is down (connections refused at once) or answers: the request bound is one no loaded
+    CI machine overshoots. With 1.5 s, the first answer of an intake just started could come too late
+    and, with ``max_attempts=1``, the retried case went dead again."""
     forwarder = {
-        "intake_url": intake.url, "secret": SECRET, "connect_timeout_s": 0.5, "request_timeout_s": 1.0,
-        "lease_s": 3.0, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "breaker_failures": 50,
+        "intake_url": intake.url, "secret": SECRET, "connect_timeout_s": 2.0, "request_timeout_s": 10.0,
+        "lease_s": 30.0, "backoff_base_s": 0.05, "backoff_cap_s": 0.2, "breaker_failures": 50,
         "breaker_reset_s": 0.2, "poll_interval_s": 0.05, "max_attempts": max_attempts,
     }  # fmt: skip
     events = {**overrides["events"], "forwarder": forwarder}
