@@ -17,6 +17,9 @@ from xueliang.gateway.stores.sqlite.outbox import SqliteOutbox
 from .conftest import IntakeProcess, anomaly, camera, make_settings, wait_for
 
 N = 12
+# Bounds no loaded CI machine overshoots, for tests where the intake is either refused (down: at once)
+# or answers; a 1.5 s bound there made a slow answer time out and come back as a duplicate.
+PATIENT = {"connect_timeout_s": 2.0, "request_timeout_s": 10.0, "lease_s": 30.0}
 
 
 async def make_cases(service: CaseService, n: int = N) -> list[Case]:
@@ -47,7 +50,7 @@ async def test_intake_down_for_a_while_breaker_opens_then_half_opens(
     tmp_path: Path, intake: IntakeProcess, gateway_outbox: SqliteOutbox
 ) -> None:
     intake.stop()  # connections refused from now on
-    service = CaseService(make_settings(tmp_path, intake.url), gateway_outbox)
+    service = CaseService(make_settings(tmp_path, intake.url, **PATIENT), gateway_outbox)
     await service.start()
     await make_cases(service)
     runner = asyncio.create_task(service.run())
@@ -84,7 +87,8 @@ async def test_every_case_arrives_once_despite(
     tmp_path: Path, intake: IntakeProcess, gateway_outbox: SqliteOutbox, chaos: dict[str, Any], calm_after: bool
 ) -> None:
     await intake.control(**chaos)
-    service = CaseService(make_settings(tmp_path, intake.url, breaker_failures=50), gateway_outbox)
+    bounds = {} if chaos.get("timeout") else PATIENT  # only the hanging intake needs the gateway to give up
+    service = CaseService(make_settings(tmp_path, intake.url, breaker_failures=50, **bounds), gateway_outbox)
     await service.start()
     cases = await make_cases(service)
     runner = asyncio.create_task(service.run())
