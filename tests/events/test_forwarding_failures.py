@@ -149,12 +149,12 @@ async def test_a_trickling_answer_is_cut_at_the_request_bound_never_sent_twice_a
     byte every 0.2 s kept the request alive past the 3 s lease, the item was claimed again and the
     same case was in flight twice at once."""
 
-    first_gone_before_repeat: list[bool] = []
+    earlier_gone_before_repeat: list[bool] = []
 
     async def trickle(request: Seen, index: int, writer: asyncio.StreamWriter) -> None:
-        if index > 0:
-            first = server.seen[0].reader
-            first_gone_before_repeat.append(first is not None and first.at_eof())
+        if index > 0:  # a repeat (a second one too, if the loaded gateway also gave up on the first repeat)
+            earlier = [seen.reader for seen in server.seen[:index]]
+            earlier_gone_before_repeat.append(all(r is not None and r.at_eof() for r in earlier))
             await respond(writer, 201, receipt(request.key))
             return
         writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 30\r\n\r\n")
@@ -171,9 +171,10 @@ async def test_a_trickling_answer_is_cut_at_the_request_bound_never_sent_twice_a
         await gateway_outbox.add("C-TRICKLE", {"body": {"caseNo": "C-TRICKLE"}})
         async with forwarding(Forwarder(settings, gateway_outbox)):
             await status_of(gateway_outbox, "C-TRICKLE", OutboxStatus.DELIVERED)
-        assert len(server.seen) == 2 and first_gone_before_repeat == [True]
+        repeats = len(server.seen) - 1
+        assert repeats >= 1 and earlier_gone_before_repeat == [True] * repeats
     item = await gateway_outbox.get("C-TRICKLE")
-    assert item.attempts == 2 and "timeout" in item.last_error
+    assert item.attempts == len(server.seen) and "timeout" in item.last_error
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -250,12 +251,22 @@ async def test_a_refusal_or_a_redirect_is_dead_at_once_with_the_reason(
 
 
 async def test_a_hanging_case_does_not_hold_up_the_others(tmp_path: Path, gateway_outbox: SqliteOutbox) -> None:
-    """Pins: one case the intake never answers times out on its own; the others go meanwhile."""
+    """Pins: one case the intake never answers times out on its own; the others go meanwhile; the
+    gateway never holds two requests of it open at once (``max_active`` counts the requests whose
+    connection the gateway still holds: a hanging handler ends when the gateway hangs up, or a
+    loaded machine's timed-out first request would still count when the repeat comes)."""
     release = asyncio.Event()
 
     async def one_hangs(request: Seen, index: int, writer: asyncio.StreamWriter) -> None:
         if request.key == "C-00":
-            await release.wait()
+            assert request.reader is not None
+            released = asyncio.ensure_future(release.wait())
+            hung_up = asyncio.ensure_future(request.reader.read(1))  # b"": the gateway closed it
+            await asyncio.wait({released, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+            released.cancel()
+            hung_up.cancel()
+            if not release.is_set():
+                return  # the gateway gave up on this request; the handler ends at the closed stream
         await respond(writer, 201, receipt(request.key))
 
     async with scripted(one_hangs) as server:
@@ -320,8 +331,10 @@ async def test_the_intake_stores_the_case_but_the_answer_is_lost(
         service.stop()
         await runner
     figures = await intake.stats()
-    assert figures["received"] == 3 and figures["duplicates_refused"] == 3
-    assert service.forwarder.stats.duplicates == 3 and service.forwarder.stats.transient_failures == 3
+    # Each case once at the intake; each case's delivery is the intake's "already have it". Counts of
+    # repeats are at least one a case: a loaded machine may also give up on a slow repeat.
+    assert figures["received"] == 3 and figures["duplicates_refused"] >= 3
+    assert service.forwarder.stats.duplicates == 3 and service.forwarder.stats.transient_failures >= 3
     for case in cases:
         history = [e.status for e in (await service.store.get_case(case.code)).history]
         assert CaseStatus.SENT in history and CaseStatus.DEAD not in history
