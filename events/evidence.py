@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
+from xueliang.events.codes import to_local
 from xueliang.events.errors import EvidenceError
 from xueliang.events.models import EvidenceRef
 from xueliang.events.settings import EvidenceSettings
@@ -88,7 +89,7 @@ class EvidenceStore:
         self._executor.shutdown(wait=True)
 
     def relative_path(self, code: str, observed_at: datetime) -> str:
-        return observed_at.astimezone(self._zone).strftime("%Y/%m/%d/") + f"{code}.jpg"
+        return to_local(observed_at, self._zone).strftime("%Y/%m/%d/") + f"{code}.jpg"
 
     def _write(self, code: str, observed_at: datetime, evidence: Evidence) -> EvidenceRef:
         data, decoded_width, decoded_height = _annotate(evidence, self.settings.jpeg_quality)

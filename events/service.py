@@ -180,7 +180,6 @@ class CaseService:
                 at.isoformat(),
             )
             return None
-        incident.grade = assessment.grade
         return await self.open_case(incident, camera, assessment, evidence, created_by="auto")
 
     async def open_case(

@@ -215,10 +215,13 @@ class Patrol:
         self.jobs = PatrolJobs(node.stores.jobs, node.name)
         self._build_parts()
 
+    def _new_scheduler(self) -> PatrolScheduler:
+        return PatrolScheduler(self.jobs, self.targets, self.analytics.scheduler)
+
     def _build_parts(self) -> None:
         """The scheduler, the workers and the watch manager. Each runs once: a restart gets new ones."""
         node, analytics = self.node, self.analytics
-        self.scheduler = PatrolScheduler(self.jobs, self.targets, analytics.scheduler)
+        self.scheduler = self._new_scheduler()
         self.pipeline: PatrolPipeline[Job] = PatrolPipeline(
             self.jobs,
             self.source_for_job,
@@ -296,8 +299,8 @@ class Patrol:
         so each start gets a new one; one stopped by the job queue failing (logged by ``PatrolJobs``)
         is started again once the queue is due to be tried again."""
         while True:
-            if self.scheduler.stats().state is not SchedulerState.CREATED:
-                self.scheduler = PatrolScheduler(self.jobs, self.targets, self.analytics.scheduler)
+            if self.scheduler.state is not SchedulerState.CREATED:
+                self.scheduler = self._new_scheduler()
             try:
                 await self.scheduler.run()
                 return

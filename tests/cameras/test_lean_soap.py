@@ -209,8 +209,9 @@ async def test_a_policy_is_checked_on_the_resolved_address_and_the_checked_addre
         with pytest.raises(AddressRefused, match=r"not connecting to 127\.0\.0\.2 .*outside the allowed networks"):
             await connection.call(f"http://127.0.0.2:{port}/onvif/media", "urn:ns", "GetStreamUri", b"")
         port = allowed.sockets[0].getsockname()[1]
-        with pytest.raises(Unreachable):  # reached (by its checked address), then it hung up
+        with pytest.raises(Unreachable) as caught:  # reached (by its checked address), then it hung up
             await connection.call(f"http://localhost:{port}/onvif/device", "urn:ns", "GetSystemDateAndTime", b"")
+        assert not isinstance(caught.value, AddressRefused), caught.value
         assert seen and set(seen) == {"127.0.0.1"}  # never the forbidden listener (127.0.0.2)
     finally:
         connection.close()

@@ -156,9 +156,7 @@ async def test_a_pullpoint_subscription_address_outside_is_refused(
     assert forbidden.connections == 0  # neither PullMessages nor the Unsubscribe on leaving
 
 
-async def test_a_redirect_is_never_followed(
-    listen: Callable[[str], Awaitable[Listener]], forbidden: Listener, settings: OnvifSettings
-) -> None:
+async def test_a_redirect_is_never_followed(forbidden: Listener, settings: OnvifSettings) -> None:
     """Even without a policy: a camera answering 307 (POST kept) to elsewhere sends us nowhere."""
     target = f"http://{FORBIDDEN_HOST}:{forbidden.port}/onvif/device_service"
 
