@@ -137,12 +137,10 @@ async def warm(body: WarmRequest, _: Operator, node: NodeDep, wall: WallDep) -> 
     result = WarmResult(warmed=[], refused={})
     for camera_id in dict.fromkeys(body.cameras):
         try:
-            camera = await node.stores.cameras.get(camera_id)
+            camera = await find_camera(node, camera_id)
             result.warmed.append(wall.relay.warm(await camera_source(node, camera)))
-        except NotFound:
-            result.refused[camera_id] = "摄像机不存在 / no such camera"
+        except (NotFound, SecretUnreadable) as exc:
+            result.refused[camera_id] = str(exc)  # Chinese first already (``find_camera``, ``camera_password``)
         except WallError as exc:
             result.refused[camera_id] = operator_text(exc)
-        except SecretUnreadable as exc:
-            result.refused[camera_id] = str(exc)  # Chinese first already (``camera_password``)
     return result

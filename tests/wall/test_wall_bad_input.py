@@ -403,6 +403,10 @@ async def test_every_wall_error_answers_chinese_first_with_the_english_kept(http
         deleted = await c.post("/api/wall/whep/cam-0", content=offer, headers=SDP)
         assert deleted.status_code == 404
         chinese_then(deleted.json()["detail"], "摄像机不存在（可能已被删除）", "camera cam-0 is not registered")
+        warmed = await c.post("/api/wall/warm", json={"cameras": ["cam-0"]})  # a tour's next step: the same words
+        assert warmed.status_code == 200 and warmed.json()["warmed"] == [], warmed.text
+        refused = warmed.json()["refused"]["cam-0"]
+        chinese_then(refused, "摄像机不存在（可能已被删除）", "camera cam-0 is not registered")
     assert len(sessions) == 0
 
 
