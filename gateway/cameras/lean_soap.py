@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ipaddress
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -32,8 +30,9 @@ from xueliang.connectors.onvif import (
     Unreachable,
 )
 from xueliang.connectors.onvif.parsers import Element
-from xueliang.connectors.onvif.policy import AddressPolicy
 from xueliang.connectors.onvif.soap import format_camera, hide_userinfo, interpret_answer
+from xueliang.gateway.cameras.errors import AddressNotAllowed, AddressUnresolvable
+from xueliang.gateway.cameras.guard import NetworkGuard
 
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -147,7 +146,7 @@ class CameraConnection:
         max_clock_skew_s: float,
         parse_in_executor_bytes: int,
         *,
-        policy: AddressPolicy | None = None,
+        policy: NetworkGuard | None = None,
     ) -> None:
         """``policy``: where connections may go (the node's ``NetworkGuard``); each host, the media
         XAddr's included, is resolved, checked and then connected to by the checked address, so a
@@ -184,22 +183,15 @@ class CameraConnection:
         return protocol
 
     async def _allowed_address(self, host: str, port: int, operation: str) -> str:
-        """The first address of ``host`` the policy allows; ``AddressRefused`` when it allows none.
-        An IP literal (most cameras) is checked as it is: no resolver round trip on the sweep's path."""
+        """The address to connect to, as the guard checked it (its rules, its DNS cache: the sweep has
+        just checked this host); ``AddressRefused`` outside the allowed networks."""
         assert self.policy is not None
         try:
-            addresses = [str(ipaddress.ip_address(host.partition("%")[0]))]
-        except ValueError:  # a name: resolve it, then connect by the address that was checked
-            rows = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = [str(row[4][0]).split("%")[0] for row in rows]
-        for address in addresses:
-            if self.policy.allows(ipaddress.ip_address(address)):
-                return address
-        raise AddressRefused(
-            self.camera,
-            operation,
-            f"not connecting to {host} ({', '.join(addresses)}): outside the allowed networks {self.policy.described}",
-        )
+            return str((await self.policy.check(host.partition("%")[0]))[0])
+        except AddressNotAllowed as exc:
+            raise AddressRefused(self.camera, operation, f"not connecting to {host} ({exc})") from exc
+        except AddressUnresolvable as exc:
+            raise Unreachable(self.camera, operation, f"cannot connect to {host}:{port}: {exc}") from exc
 
     async def call(self, url: str, namespace: str, operation: str, body: bytes) -> Element:
         """POST ``body`` to ``url`` and return the SOAP Body's answer element, or raise an ``OnvifError``."""
