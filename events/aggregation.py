@@ -145,6 +145,13 @@ class Aggregator:
             self._windows[rule] = found
         return found
 
+    @property
+    def restore_window_s(self) -> float:
+        """How long ago an incident may have closed and still matter after a restart (the longest
+        quiet time plus hold-down of any rule): what ``restore`` needs from the store."""
+        windows = [self.settings.default, *self.settings.rules.values()]
+        return max(w.quiet_s + w.hold_down_s for w in windows)
+
     def restore(self, incidents: Iterable[Incident]) -> None:
         """Take back the store's incidents after a restart (their frames are gone): live ones live,
         closed ones closed in their hold-down window (``sweep`` and the next sighting drop those past it)."""
@@ -240,10 +247,9 @@ class Aggregator:
                 return (*(out or ()), raised, *((review,) if review is not None else ()))
             return tuple(out) if out else _NONE
         self._write(incident)
-        if not incident.case_code and self.time_mark is not None:
-            review = self._review(entry, at)
-            if review is not None:
-                return (*(out or ()), review)
+        review = self._review(entry, at)
+        if review is not None:
+            return (*(out or ()), review)
         return tuple(out) if out else _NONE
 
     def _review(self, entry: _Entry, at: datetime) -> Transition | None:

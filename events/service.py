@@ -131,9 +131,7 @@ class CaseService:
         self._mapping = FieldMapping.load(self.settings.tables.intake_mapping, self.settings.timezone)
         self.aggregator.time_mark = self._grader.time_mark
         await self.store.open()
-        windows = [self.aggregator.settings.default, *self.aggregator.settings.rules.values()]
-        hold_s = max(w.quiet_s + w.hold_down_s for w in windows)
-        self.aggregator.restore(await self.store.live_incidents(closed_within_s=hold_s))
+        self.aggregator.restore(await self.store.live_incidents(closed_within_s=self.aggregator.restore_window_s))
         for case in await self.store.cases([CaseStatus.NEW], limit=1_000_000, newest_first=False):
             log.info("case %s: committed but not yet in the outbox; adding it now", case.code)
             await self._enqueue(case)
