@@ -122,6 +122,12 @@ def intake_factory(tmp_path: Path) -> Iterator[Callable[..., IntakeProcess]]:
         process.stop()
 
 
+#: bounds for a test whose assertions count requests or attempts against a live intake: a loaded machine
+#: that stalls past make_settings' short default (0.5 s + 1 s) would turn a slow answer into a timeout and
+#: its retry into a refused duplicate, changing the counts; an intake that is down refuses at once
+PATIENT: dict[str, Any] = {"connect_timeout_s": 2.0, "request_timeout_s": 10.0, "lease_s": 30.0}
+
+
 def make_settings(tmp_path: Path, intake_url: str = "http://127.0.0.1:9", **forwarder: Any) -> EventsSettings:
     fwd = {
         "intake_url": intake_url,

@@ -14,12 +14,9 @@ from xueliang.events.service import CaseService
 from xueliang.gateway.stores.base import OutboxStatus
 from xueliang.gateway.stores.sqlite.outbox import SqliteOutbox
 
-from .conftest import IntakeProcess, anomaly, camera, make_settings, wait_for
+from .conftest import PATIENT, IntakeProcess, anomaly, camera, make_settings, wait_for
 
 N = 12
-# Bounds no loaded CI machine overshoots, for tests where the intake is either refused (down: at once)
-# or answers; a 1.5 s bound there made a slow answer time out and come back as a duplicate.
-PATIENT = {"connect_timeout_s": 2.0, "request_timeout_s": 10.0, "lease_s": 30.0}
 
 
 async def make_cases(service: CaseService, n: int = N) -> list[Case]:
@@ -121,7 +118,7 @@ async def test_refused_body_is_dead_with_the_reason(
 ) -> None:
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("fields:\n  caseNo: code\n  title: title_zh\n  grade: grade|upper\n", encoding="utf-8")
-    settings = make_settings(tmp_path, intake.url)
+    settings = make_settings(tmp_path, intake.url, **PATIENT)
     settings.tables.intake_mapping = mapping
     service = CaseService(settings, gateway_outbox)
     await service.start()

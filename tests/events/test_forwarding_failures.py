@@ -30,7 +30,7 @@ from xueliang.gateway.stores.redis.connection import RedisConnection
 from xueliang.gateway.stores.redis.outbox import RedisOutbox
 from xueliang.gateway.stores.sqlite.outbox import SqliteOutbox
 
-from .conftest import IntakeProcess, make_settings, wait_for
+from .conftest import PATIENT, IntakeProcess, make_settings, wait_for
 from .test_faults import make_cases
 
 
@@ -357,7 +357,7 @@ async def test_a_gateway_that_died_mid_delivery_delivers_once_after_restart(
     """Pins (SQLite and Redis outbox): the first gateway claimed every item and POSTed it, then died
     before recording anything (items left ``sending``); the restarted one waits for the lease,
     re-sends, and the intake keeps one case each."""
-    settings = make_settings(tmp_path, intake.url)
+    settings = make_settings(tmp_path, intake.url, **PATIENT)
     first = CaseService(settings, any_outbox)
     await first.start()
     await make_cases(first, 3)
@@ -388,7 +388,7 @@ async def test_clock_skew_refusal_is_retried_not_dead(
     opens) and the cases go once the clock is right."""
     skewed = type("SkewedClock", (), {"time": staticmethod(lambda: time.time() + 600)})
     monkeypatch.setattr(signing, "time", skewed)
-    service = CaseService(make_settings(tmp_path, intake.url), gateway_outbox)
+    service = CaseService(make_settings(tmp_path, intake.url, **PATIENT), gateway_outbox)
     await service.start()
     await make_cases(service, 2)
     runner = asyncio.create_task(service.run())
