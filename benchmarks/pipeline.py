@@ -27,6 +27,11 @@ One JSON line per figure, then a short human summary. The frames: ``--jpegs`` 19
               the limit's; ``cpu_ratio`` (limit CPU per frame / pipeline's) does not depend on the
               other work on the host, ``utilisation`` is the share of the cores the other
               processes left that each side used.
+``where_stages``  the same, measured by stage: one more closed loop of ``shared`` and one more limit
+              run with each stage timed in its thread (JPEG decode, letterbox, ``session.run`` side by
+              side; then what only the pipeline does: quality checks, output decode, the detector
+              threads' hand-offs, the event loop, the camera farm), CPU ms per frame; not counted in
+              the ratio (each timed call costs about two microseconds).
 ``capacity``  cameras one node patrols at one frame per camera per minute = pipeline fps x 60.
 ``latency``   open loop at 3,000 cameras a minute (50 visits/s) and at 90 % of the capacity:
               frame-to-anomaly (frame decoded -> anomaly in the sink) and due-to-done (visit due
@@ -69,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -80,6 +86,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +177,57 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+class StageClock:
+    """CPU seconds by stage of the chain (JPEG decode, quality checks, letterbox, ``session.run``,
+    output decode), summed over threads, while ``wrapping`` is on. Used in one pass of its own,
+    never in the measured repetitions: each timed call costs about two microseconds."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _timed(self, stage: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - t0
+                with self._lock:
+                    self.cpu[stage] = self.cpu.get(stage, 0.0) + spent
+
+        return timed
+
+    @contextlib.contextmanager
+    def wrapping(self, node: Node, limit: Limit) -> Iterator[None]:
+        """Time the stages of ``node``'s pipeline and of ``limit``; everything is put back after."""
+        from xueliang.inference import quality
+        from xueliang.inference.sources import snapshot
+
+        targets: list[tuple[Any, str, str]] = [
+            (snapshot, "decode_jpeg", "jpeg_decode"),  # the snapshot source's decode
+            (sys.modules[__name__], "decode_jpeg", "jpeg_decode"),  # the limit's
+            (quality.QualityChecker, "check", "quality"),
+        ]
+        for engine in (node.detector.engine, limit.engine):
+            targets += [(engine.adapter, "preprocess", "letterbox"), (engine.adapter, "decode", "output_decode")]
+            targets += [(session, "run", "session_run") for session in engine.sessions]
+        undo: list[Callable[[], None]] = []
+        for owner, name, stage in targets:
+            own = vars(owner)
+            before = own.get(name)
+            setattr(owner, name, self._timed(stage, getattr(owner, name)))
+            undo.append(partial(setattr, owner, name, before) if before is not None else partial(delattr, owner, name))
+        try:
+            yield
+        finally:
+            for put_back in reversed(undo):
+                put_back()
+
+
+CLOCK = StageClock()
+
+
 @dataclass
 class Meter:
     """Wall time, CPU (this process by thread, the camera farm, everybody else) over one measurement."""
@@ -179,6 +237,7 @@ class Meter:
     own0: float = field(default_factory=cpu_seconds)
     host0: float = field(default_factory=host_busy)
     threads0: dict[str, float] = field(default_factory=thread_cpu)
+    stages0: dict[str, float] = field(default_factory=lambda: dict(CLOCK.cpu))
     farm0: float = 0.0
 
     def __post_init__(self) -> None:
@@ -198,6 +257,9 @@ class Meter:
             "cores_used": own / wall,
             "other_cores": other / wall,
             "threads_ms_per_frame": {k: v for k, v in per.items() if v >= 0.01},
+            "stages_ms_per_frame": {
+                k: round((v - self.stages0.get(k, 0.0)) * 1e3 / frames, 2) for k, v in sorted(CLOCK.cpu.items())
+            },
         }
 
 
@@ -500,6 +562,35 @@ class Node:
         await self.detector.stop()
 
 
+async def stage_pass(node: Node, limit: Limit, frames: int) -> dict[str, Any]:
+    """Where the rest goes, measured: one more closed loop of the gateway's wiring and one more
+    limit run, with every stage of the chain timed (``StageClock``; not counted in the ratio), CPU ms
+    per frame by stage. What the detector threads spend beyond the timed stages is the hand-offs
+    (executor queue, futures, frame records); the event loop and the camera farm are by thread."""
+    with CLOCK.wrapping(node, limit):
+        pipe = await node.closed_loop(frames, "shared")
+        lim = limit.run(frames)
+    stages = pipe["stages_ms_per_frame"]
+    threads = pipe["threads_ms_per_frame"]
+    chain = ("jpeg_decode", "letterbox", "session_run")
+    both = {k: {"pipeline": stages.get(k, 0.0), "limit": lim["stages_ms_per_frame"].get(k, 0.0)} for k in chain}
+    beyond = {
+        "quality": stages.get("quality", 0.0),
+        "output_decode": stages.get("output_decode", 0.0),
+        "detector_thread_hand_offs": round(threads.get("detector", 0.0) - sum(stages.values()), 2),
+        "event_loop": threads.get("event_loop", 0.0),
+        "camera_farm": round(pipe["farm_cpu_ms_per_frame"], 2),
+    }
+    return {
+        "frames": frames,
+        "chain_ms_per_frame": both,
+        "beyond_the_chain_ms_per_frame": beyond,
+        "pipeline_cpu_ms_per_frame": round(pipe["cpu_ms_per_frame"] + pipe["farm_cpu_ms_per_frame"], 2),
+        "limit_cpu_ms_per_frame": round(lim["cpu_ms_per_frame"], 2),
+        "cores_used": {"pipeline": round(pipe["cores_used"], 2), "limit": round(lim["cores_used"], 2)},
+    }
+
+
 # --- side figures --------------------------------------------------------------------------------
 
 
@@ -755,6 +846,8 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
             extra_cpu_ms_per_frame=round(shared["cpu_ms_per_frame"] + shared["farm_cpu_ms_per_frame"] - lim_cpu, 2),
             anomalies_per_frame=rates, workers=args.workers, cameras=args.cameras,
         )  # fmt: skip
+        where = await stage_pass(node, limit, frames)
+        emit(figure="where_stages", **where)
         emit(
             figure="capacity", cameras=int(shared["fps"] * 60), cameras_wired_apart=int(m["apart"]["fps"] * 60),
             target=TARGET_CAMERAS,
@@ -771,7 +864,7 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
     # last: 31,000 camera records must not be around (nor their garbage) while frames/s are measured
     emit(figure="scheduler", **await scheduler_ticks(ticks=100 if quick else 600))
     return {
-        "m": m, "ratios": {w: med(r, 3) for w, r in ratios.items()}, "latency": latency, "best": best,
+        "m": m, "ratios": {w: med(r, 3) for w, r in ratios.items()}, "latency": latency, "best": best, "where": where,
         "quiet": {w: (med(q, 3) if q else None, len(q)) for w, q in quiet.items()},
         "cpu_ratio": {w: round(lim_cpu / (m[w]["cpu_ms_per_frame"] + m[w]["farm_cpu_ms_per_frame"]), 3)
                       for w in node.wirings},
@@ -779,7 +872,7 @@ async def measure(args: argparse.Namespace, jpegs: list[bytes], farm: Farm) -> d
 
 
 def summary(r: dict[str, Any], scale: dict[str, Any], load: tuple[float, float]) -> None:
-    m, lat = r["m"], r["latency"][0]
+    m, lat, where = r["m"], r["latency"][0], r["where"]
     lim, shared, apart = m["limit"], m["shared"], m["apart"]
     print(
         f"\nlimit (JPEG decode 1/4 + letterbox + session.run, {r['best']}): {lim['fps']:.1f} fps, "
@@ -791,6 +884,8 @@ def summary(r: dict[str, Any], scale: dict[str, Any], load: tuple[float, float])
         f"{shared['cpu_ms_per_frame']:.2f} ms CPU/frame + {shared['farm_cpu_ms_per_frame']:.2f} ms camera farm\n"
         f"  CPU by thread, ms/frame: {json.dumps(shared['threads_ms_per_frame'])}; cores used "
         f"{shared['cores_used']:.2f} vs {lim['cores_used']:.2f} for the limit\n"
+        f"  where the rest goes (one timed pass), ms/frame: limit {where['limit_cpu_ms_per_frame']} vs "
+        f"pipeline {where['pipeline_cpu_ms_per_frame']}: {json.dumps(where['beyond_the_chain_ms_per_frame'])}\n"
         f"pipeline with its own decode thread and CPU pool: {apart['fps']:.1f} fps, ratio {r['ratios']['apart']:.3f} "
         f"({r['quiet']['apart'][0]} without other work; CPU ratio {r['cpu_ratio']['apart']:.3f})\n"
         f"capacity: {int(shared['fps'] * 60)} cameras at 1 frame/min (target {TARGET_CAMERAS}); "
