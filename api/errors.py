@@ -48,6 +48,7 @@ from xueliang.gateway.errors import (
     SecretUnreadable,
     StoreUnavailable,
 )
+from xueliang.gateway.validation_messages import readable
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     errors: list[dict[str, object]] = []
     for error in jsonable_encoder(exc.errors()):
         loc = error.get("loc", [])
+        error["msg"] = readable(str(error.get("msg", "")))
         if "input" in error:
             error["input"] = safe_echo(error["input"], _names_secret(loc))
         if "ctx" in error:

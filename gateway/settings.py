@@ -220,10 +220,18 @@ class Settings(BaseSettings):
     @classmethod
     def _intake_secrets(cls, value: EventsSettings) -> EventsSettings:
         environment = _VALIDATING_FOR.get()
-        for key, secret in (("forwarder.secret", value.forwarder.secret), ("callback.secret", value.callback.secret)):
-            if environment != Environment.DEVELOPMENT and secret.get_secret_value().strip().lower() in PLACEHOLDERS:
-                env = f"{ENV_PREFIX}EVENTS__{key.replace('.', '__').upper()}"
-                raise ValueError(f"{key}: placeholder secret refused in {environment} mode; set {env}")
+        if environment == Environment.DEVELOPMENT:
+            return value
+        refused = [
+            f"{key}: placeholder secret refused in {environment} mode; set {ENV_PREFIX}EVENTS__{env_key}"
+            for key, env_key, secret in (
+                ("forwarder.secret", "FORWARDER__SECRET", value.forwarder.secret),
+                ("callback.secret", "CALLBACK__SECRET", value.callback.secret),
+            )
+            if secret.get_secret_value().strip().lower() in PLACEHOLDERS
+        ]
+        if refused:  # both at once, one a line: a technician fixes them in one go
+            raise ValueError("\n".join(refused))
         return value
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from pydantic_settings import EnvSettingsSource, SettingsError
 
 from xueliang.gateway.errors import ConfigError, ConfigProblem
 from xueliang.gateway.settings import ENV_PREFIX, PLACEHOLDERS, Environment, Settings, validating_for
+from xueliang.gateway.validation_messages import readable
 
 
 def default_config_text() -> str:
@@ -96,7 +97,7 @@ def _hint(error_type: str, key: str) -> str:
 
 # A section-level validator names the exact key inside its section as "sub.key: message".
 _INTERNAL_LOC = re.compile(r"[\[(]")  # e.g. "lax-or-strict[...]", "function-after[...]"
-_NESTED_KEY = re.compile(r"^Value error, ([a-z_][a-z0-9_.]*): (.*)$", re.DOTALL)
+_NESTED_KEY = re.compile(r"^([a-z_][a-z0-9_.]*): (.*)$", re.DOTALL)
 
 
 def _is_secret(key: str) -> bool:
@@ -111,19 +112,25 @@ def problems_from(error: ValidationError) -> list[ConfigProblem]:
     problems: dict[str, ConfigProblem] = {}
     for item in error.errors(include_url=False):
         parts = [str(part) for part in item["loc"] if not _INTERNAL_LOC.search(str(part))]
-        key = ".".join(parts) or "(top)"
-        message = item["msg"]
-        if item["type"] == "value_error" and (nested := _NESTED_KEY.match(message)):
-            inner = nested.group(1)
-            key, message = (inner if key == "(top)" else f"{key}.{inner}"), f"Value error, {nested.group(2)}"
-        scalar = isinstance(item["input"], str | int | float | bool)
-        if item["type"] not in ("extra_forbidden", "missing") and scalar and not _is_secret(key):
-            message = f"{message} (got {item['input']!r})"
-        if key in problems:
-            known = problems[key]
-            problems[key] = ConfigProblem(key, f"{known.message}; or: {message}", known.hint)
-        else:
-            problems[key] = ConfigProblem(key, message, _hint(item["type"], key))
+        where = ".".join(parts) or "(top)"
+        message = readable(item["msg"])
+        # a section-level validator may name several keys inside its section, one "sub.key: message" a line
+        lines = message.split("\n")
+        if item["type"] != "value_error" or not all(_NESTED_KEY.match(line) for line in lines):
+            lines = [message]
+        for line in lines:
+            key, text = where, line
+            if item["type"] == "value_error" and (nested := _NESTED_KEY.match(line)):
+                inner = nested.group(1)
+                key, text = (inner if where == "(top)" else f"{where}.{inner}"), nested.group(2)
+            scalar = isinstance(item["input"], str | int | float | bool)
+            if item["type"] not in ("extra_forbidden", "missing") and scalar and not _is_secret(key):
+                text = f"{text} (got {item['input']!r})"
+            if key in problems:
+                known = problems[key]
+                problems[key] = ConfigProblem(key, f"{known.message}; or: {text}", known.hint)
+            else:
+                problems[key] = ConfigProblem(key, text, _hint(item["type"], key))
     return list(problems.values())
 
 

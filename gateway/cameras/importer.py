@@ -34,6 +34,7 @@ from xueliang.gateway.cameras.models import CameraSpec, normalise_host
 from xueliang.gateway.cameras.settings import DEFAULT_MAX_IMPORT_ROWS
 from xueliang.gateway.cameras.workbook import Records, check_xlsx, xlsx_records
 from xueliang.gateway.models import Location, PatrolPolicy
+from xueliang.gateway.validation_messages import readable
 
 __all__ = ["CameraRow", "ImportFileError", "ParsedFile", "RowProblem", "parse_camera_file"]
 
@@ -257,7 +258,7 @@ def _row(number: int, values: dict[str, str], problems: list[RowProblem], *, gua
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             column = str(error["loc"][-1]) if error["loc"] else "row"
-            problems.append(RowProblem(number, column, error["msg"]))
+            problems.append(RowProblem(number, column, readable(error["msg"])))
         return None
 
 

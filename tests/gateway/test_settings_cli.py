@@ -37,6 +37,22 @@ def test_config_check_names_typo_wrong_type_and_missing_secret(tmp_path: Path) -
     assert "fix:" in text
 
 
+def test_config_check_names_every_missing_secret_in_one_pass() -> None:
+    """Old code: the intake's callback secret was reported only once the forwarder's was set, so a
+    technician fixed them one run at a time; and every message began with pydantic's "Value error, "."""
+    result = cli("config", "check")
+    assert result.returncode == 2
+    text = " ".join(result.stderr.split())
+    for key, variable in (
+        ("security.secret_key", "XUELIANG_SECURITY__SECRET_KEY"),
+        ("security.camera_key", "XUELIANG_SECURITY__CAMERA_KEY"),
+        ("events.forwarder.secret", "XUELIANG_EVENTS__FORWARDER__SECRET"),
+        ("events.callback.secret", "XUELIANG_EVENTS__CALLBACK__SECRET"),
+    ):
+        assert f"{key}: placeholder secret refused in production mode; set {variable}" in text
+    assert "Value error" not in text
+
+
 def test_config_check_passes_with_real_secrets_and_env_overrides(tmp_path: Path) -> None:
     keys = cli("config", "gen-key").stdout.split()
     env = dict(line.split("=", 1) for line in keys)
