@@ -33,4 +33,7 @@ async def readyz(node: NodeDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(node: NodeDep) -> Response:
+    """Store-backed values (camera counts, ...) are read now, rate-limited and bounded
+    (``Metrics.refresh``); a store that does not answer leaves its last values in the answer."""
+    await node.metrics.refresh()
     return Response(node.metrics.render(), media_type=CONTENT_TYPE_LATEST)

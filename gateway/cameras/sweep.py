@@ -7,7 +7,9 @@ publishes status changes. A camera whose stored profiles are missing or stale (a
 URI, an unknown profile token) is re-probed in full. In scale-out one node sweeps at a time: the
 round runs only while this node holds the ``camera-sweep`` lease.
 
-Prometheus: ``xueliang_cameras{status}`` (registry counts after each round),
+Prometheus: ``xueliang_cameras{status}`` (registry counts, read at each scrape through the node's
+metrics refresher ``camera-counts`` and after each round; in scale-out they come from the shared
+store, so any node's scrape is fresh, not only the sweeping node's),
 ``xueliang_camera_sweep_duration_seconds``, ``xueliang_camera_sweep_last_timestamp_seconds``,
 ``xueliang_camera_sweep_checked``.
 """
@@ -71,6 +73,7 @@ class HealthSweep:
             "xueliang_camera_sweep_last_timestamp_seconds", "Unix time the last health sweep ended"
         )
         self._checked = metrics.gauge("xueliang_camera_sweep_checked", "Cameras checked by the last health sweep")
+        metrics.add_refresher("camera-counts", self.count_cameras)
 
     def _enter(self, state: SweepState) -> None:
         allowed = {
@@ -109,15 +112,21 @@ class HealthSweep:
             log.warning("health sweep skipped: the sweep lease cannot be taken: %s", exc)
             return False
 
-    async def refresh_counts(self) -> dict[CameraStatus, int]:
-        try:
-            counts = await self.service.summary()
-        except StoreError as exc:
-            log.warning("camera counts not refreshed: %s", exc)
-            return {}
+    async def count_cameras(self) -> dict[CameraStatus, int]:
+        """Set ``xueliang_cameras{status}`` from the registry; raises ``StoreError``. The node's
+        ``/metrics`` runs it at scrape time (a metrics refresher)."""
+        counts = await self.service.summary()
         for status, number in counts.items():
             self._cameras.labels(status.value).set(number)
         return counts
+
+    async def refresh_counts(self) -> dict[CameraStatus, int]:
+        """``count_cameras`` at the start and end of a round; a store failure is logged, ``{}`` returned."""
+        try:
+            return await self.count_cameras()
+        except StoreError as exc:
+            log.warning("camera counts not refreshed: %s", exc)
+            return {}
 
     async def sweep_once(self) -> SweepReport:
         """Check every camera once; returns the round's report (also kept as ``last``)."""
