@@ -229,7 +229,19 @@ export class Tile {
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
   }
 
-  // Boxes are in source pixels (data.width x data.height); the video is letterboxed (contain).
+  // Where the <video> shows its picture in a w x h tile (CSS object-fit: contain, centred): from the
+  // live stream's own size, or the analysed frame's while the video has none yet.
+  pictureRect(w, h, data) {
+    const sized = this.video.videoWidth > 0 && this.video.videoHeight > 0;
+    const vw = sized ? this.video.videoWidth : data.width;
+    const vh = sized ? this.video.videoHeight : data.height;
+    const scale = Math.min(w / vw, h / vh);
+    return { x: (w - vw * scale) / 2, y: (h - vh * scale) / 2, width: vw * scale, height: vh * scale };
+  }
+
+  // Boxes are in pixels of the analysed frame (data.width x data.height), often another stream of
+  // the same view than the one the wall plays (4:3 main analysed, 16:9 sub shown): each box is laid
+  // on the displayed picture at the same fractions of the frame.
   drawOverlay() {
     const canvas = this.canvas;
     const w = this.el.clientWidth;
@@ -242,16 +254,16 @@ export class Tile {
     ctx.clearRect(0, 0, w, h);
     const data = this.boxes;
     if (!data || performance.now() - this.boxesAt > BOX_TTL_MS || !data.width || !data.height) return;
-    const scale = Math.min(w / data.width, h / data.height);
-    const ox = (w - data.width * scale) / 2;
-    const oy = (h - data.height * scale) / 2;
+    const picture = this.pictureRect(w, h, data);
+    const sx = picture.width / data.width;
+    const sy = picture.height / data.height;
     ctx.lineWidth = 2;
     ctx.font = "12px 'Noto Sans CJK SC', sans-serif";
     for (const box of data.boxes || []) {
-      const x = ox + box.x1 * scale;
-      const y = oy + box.y1 * scale;
-      const bw = (box.x2 - box.x1) * scale;
-      const bh = (box.y2 - box.y1) * scale;
+      const x = picture.x + box.x1 * sx;
+      const y = picture.y + box.y1 * sy;
+      const bw = (box.x2 - box.x1) * sx;
+      const bh = (box.y2 - box.y1) * sy;
       ctx.strokeStyle = "#39ff6a";
       ctx.strokeRect(x, y, bw, bh);
       const text = `${box.label} ${Math.round((box.score || 0) * 100)}%`;
