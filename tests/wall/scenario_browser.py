@@ -4,7 +4,9 @@ An operator logs in, builds a 4-tile wall (click and drag from the camera tree),
 (decoded frames counted by the browser, currentTime advancing), the detector's boxes for a camera
 with people are drawn over its tile, an incident raised during the test shows in the alarm panel
 and is acknowledged, a PTZ button reaches the simulated dome, the wall is saved on the server, a
-tour rotates cameras, and a technician is refused. Screenshots go to ``tests/.artifacts/``.
+tour rotates cameras, and a technician is refused. A box from a frame analysed at another size and
+aspect than the live stream's lands where the tile shows that part of the picture. Screenshots go to
+``tests/.artifacts/``.
 
 Runs inside the test network namespace (``test_in_netns.py``): ICE needs a non-loopback address.
 """
@@ -55,6 +57,53 @@ OVERLAY_PIXELS = """(index) => {
   let n = 0;
   for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
   return n;
+}"""
+# Where a detection box must show over the live picture, and what the overlay drew there. Expected
+# rectangle: the box as fractions of the analysed frame, laid on the rectangle where the <video>
+# displays its picture (object-fit: contain, centred, from videoWidth/videoHeight and the element's
+# box), in the overlay canvas's pixels. "Box" pixels are the stroke colour (#39ff6a); an edge is
+# found at a sample point when such a pixel lies within `tol` of where the edge must be; strays are
+# box pixels farther than `tol` from the rectangle, leaving out the label's band above its top edge.
+BOX_PLACEMENT = """({index, fx1, fy1, fx2, fy2, tol}) => {
+  const tile = document.querySelectorAll('.grid .tile')[index];
+  const video = tile.querySelector('video');
+  const c = tile.querySelector('canvas');
+  const vw = video.videoWidth, vh = video.videoHeight;
+  if (!vw || !vh || !c.width || !c.height) return null;
+  const vr = video.getBoundingClientRect(), cr = c.getBoundingClientRect();
+  const scale = Math.min(vr.width / vw, vr.height / vh);
+  const left = vr.left + (vr.width - vw * scale) / 2, top = vr.top + (vr.height - vh * scale) / 2;
+  const sx = c.width / cr.width, sy = c.height / cr.height;
+  const x1 = (left + fx1 * vw * scale - cr.left) * sx, x2 = (left + fx2 * vw * scale - cr.left) * sx;
+  const y1 = (top + fy1 * vh * scale - cr.top) * sy, y2 = (top + fy2 * vh * scale - cr.top) * sy;
+  const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const box = (x, y) => {
+    if (x < 0 || y < 0 || x >= c.width || y >= c.height) return false;
+    const i = (Math.floor(y) * c.width + Math.floor(x)) * 4;
+    return data[i + 3] >= 64 && data[i + 1] >= 150 && data[i] < 150;
+  };
+  const near = (x, y, dx, dy) => {
+    for (let d = -tol; d <= tol; d++) if (box(x + d * dx, y + d * dy)) return true;
+    return false;
+  };
+  const edge = (fixed, from, to, vertical) => {
+    let hit = 0, n = 0;
+    for (let t = from + 0.1 * (to - from); t <= from + 0.9 * (to - from); t += 2, n++)
+      if (vertical ? near(fixed, t, 1, 0) : near(t, fixed, 0, 1)) hit++;
+    return n ? hit / n : 0;
+  };
+  let boxPixels = 0, strays = 0;
+  for (let y = 0; y < c.height; y++)
+    for (let x = 0; x < c.width; x++) {
+      if (!box(x, y)) continue;
+      boxPixels++;
+      const inside = x >= x1 - tol && x <= x2 + tol && y >= y1 - tol && y <= y2 + tol;
+      const label = y >= y1 - 24 && y < y1 && x >= x1 - tol && x <= Math.max(x2, x1 + 160);
+      if (!inside && !label) strays++;
+    }
+  return {video: [vw, vh], canvas: [c.width, c.height], expected: [x1, y1, x2, y2], boxPixels, strays,
+          edges: {left: edge(x1, y1, y2, true), right: edge(x2, y1, y2, true),
+                  top: edge(y1, x1, x2, false), bottom: edge(y2, x1, x2, false)}};
 }"""
 
 
@@ -247,3 +296,56 @@ async def test_operator_watches_a_four_tile_wall_with_overlays_alarms_and_ptz(en
         detections.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await detections
+
+
+async def publish_fixed_box(env: WallEnv, camera_id: str, size: tuple[int, int], box: tuple[float, ...]) -> None:
+    """One box at fixed fractions (x1, y1, x2, y2) of a ``size`` analysed frame, as the patrol publishes it."""
+    width, height = size
+    x1, y1, x2, y2 = box
+    detection = {"x1": x1 * width, "y1": y1 * height, "x2": x2 * width, "y2": y2 * height}
+    while True:
+        data = {
+            "width": width,
+            "height": height,
+            "ts": time.time(),
+            "boxes": [{**detection, "label": "person", "score": 0.9}],
+        }
+        env.gateway.node.live.publish("detections", camera_id, data)
+        await asyncio.sleep(0.2)
+
+
+async def test_boxes_of_a_differently_sized_analysed_frame_land_on_the_displayed_video(env: WallEnv) -> None:
+    """The patrol analyses the 768x576 (4:3) main picture, the wall plays the 640x360 (16:9) sub stream
+    of the same view: a box is drawn at the same fractions of the picture the tile displays."""
+    analysed = (768, 576)
+    fractions = (0.10, 0.15, 0.35, 0.45)  # away from the centre lines, where both mappings could agree
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1600, "height": 900})
+        await log_in(page, env.url, "op1")
+        await page.wait_for_selector(".tree .group.district", timeout=15000)
+        await page.click(".layout-btn[data-layout='1']")
+        await page.fill(".tree-search", "cam-1")
+        await page.click(".tree .cam[data-id='cam-1']")
+        deadline = time.monotonic() + 60
+        while not ((stats := (await tile_stats(page))[0])["frames"] >= 3 and stats["width"] > 0):
+            assert time.monotonic() < deadline, f"the tile does not play: {stats}"
+            await asyncio.sleep(0.2)
+        width, height = stats["width"], stats["height"]
+        assert width * analysed[1] != height * analysed[0], f"live video {width}x{height} has the analysed aspect"
+
+        publisher = asyncio.create_task(publish_fixed_box(env, "cam-1", analysed, fractions))
+        try:
+            args = dict(zip(("fx1", "fy1", "fx2", "fy2"), fractions, strict=True)) | {"index": 0, "tol": 4}
+            deadline = time.monotonic() + 20
+            while True:
+                placed = await page.evaluate(BOX_PLACEMENT, args)
+                if placed and placed["boxPixels"] and min(placed["edges"].values()) >= 0.9 and placed["strays"] <= 20:
+                    break
+                assert time.monotonic() < deadline, f"box not drawn where the video shows it: {placed}"
+                await asyncio.sleep(0.2)
+            await page.screenshot(path=str(ARTIFACTS / "wall-box-placement.png"))
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
