@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import io
 import sys
-
-from rich.console import Console
+from pathlib import Path
 
 from xueliang.gateway import logs
 from xueliang.gateway.cli.app import app
+from xueliang.gateway.cli.console import err
 from xueliang.gateway.errors import ConfigError, GatewayError, StoreUnavailable
 
 __all__ = ["app", "main"]
+
+#: where the demo keeps the secrets it generated (development mode, the default data_dir)
+DEMO_SECRETS = "var/dev-secrets.json"
 
 
 def _tolerant_streams() -> None:
@@ -24,12 +27,15 @@ def _tolerant_streams() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _demo_data_here() -> bool:
+    return Path(DEMO_SECRETS).is_file()
+
+
 def main() -> None:
     _tolerant_streams()
     # Commands print their own results; the log says only what goes wrong (a library imported on the
     # way sets the root logger to INFO). ``run`` and ``demo`` configure logging from the settings.
     logs.configure("WARNING")
-    err = Console(stderr=True)
     try:
         app()
     except ConfigError as exc:
@@ -38,6 +44,11 @@ def main() -> None:
             err.print(
                 f"  [red]✗[/] [bold]{problem.key}[/]: {problem.message}"
                 + (f"\n      fix: {problem.hint}" if problem.hint else "")
+            )
+        if _demo_data_here() and any("placeholder secret" in p.message for p in exc.problems):
+            err.print(
+                f"  note: {DEMO_SECRETS} is the demo's (`make run`, development mode); to manage the demo's "
+                "users and cameras, run this command with XUELIANG_ENVIRONMENT=development"
             )
         sys.exit(2)
     except StoreUnavailable as exc:  # nothing was done: the data_dir or Redis must be fixed first

@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 from cryptography.fernet import Fernet
-from rich.console import Console
-from rich.table import Table
 
 from xueliang.gateway import __version__
 from xueliang.gateway.cli.cameras import cameras_app
+from xueliang.gateway.cli.console import out, table
 from xueliang.gateway.cli.options import ConfigOption, settings_from
 from xueliang.gateway.settings_loading import default_config_text
 
@@ -31,8 +30,6 @@ users_app = typer.Typer(help="Manage the people (and roles) who may use the gate
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(cameras_app, name="cameras")
-
-out = Console()
 
 
 @app.command()
@@ -103,6 +100,9 @@ def config_gen_key() -> None:
     sys.stdout.write(f"XUELIANG_EVENTS__CALLBACK__SECRET={secrets.token_urlsafe(32)}\n")
 
 
+UserArgument = Annotated[str, typer.Argument(help="Login name of the user (see `xueliang users list`).")]
+
+
 @users_app.command("add")
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name (2-64 letters, digits, _ . -).")],
@@ -125,19 +125,19 @@ def users_list(config: ConfigOption = None) -> None:
     """List users with their roles and state."""
     from xueliang.gateway.cli import users
 
-    table = Table("username", "role", "state", "created")
+    rows = table("username", "role", "state", "created")
     for user in asyncio.run(users.list_all(settings_from(config))):
-        table.add_row(
+        rows.add_row(
             user.username,
             user.role.value,
             "disabled" if user.disabled else "active",
             f"{user.created_at:%Y-%m-%d %H:%M}",
         )
-    out.print(table)
+    out.print(rows)
 
 
 @users_app.command("disable")
-def users_disable(username: str, config: ConfigOption = None) -> None:
+def users_disable(username: UserArgument, config: ConfigOption = None) -> None:
     """Disable a user: their tokens stop working at once."""
     from xueliang.gateway.cli import users
 
@@ -146,7 +146,7 @@ def users_disable(username: str, config: ConfigOption = None) -> None:
 
 
 @users_app.command("enable")
-def users_enable(username: str, config: ConfigOption = None) -> None:
+def users_enable(username: UserArgument, config: ConfigOption = None) -> None:
     """Enable a disabled user again."""
     from xueliang.gateway.cli import users
 
@@ -159,11 +159,11 @@ def users_keys(config: ConfigOption = None) -> None:
     """List the API keys of machine clients (ids, names, roles, state; never the keys)."""
     from xueliang.gateway.cli import users
 
-    table = Table("key id", "name", "role", "state", "created")
+    rows = table("key id", "name", "role", "state", "created")
     for key in asyncio.run(users.list_keys(settings_from(config))):
         state = "revoked" if key.revoked else "disabled" if key.disabled else "active"
-        table.add_row(key.key_id, key.name, key.role.value, state, f"{key.created_at:%Y-%m-%d %H:%M}")
-    out.print(table)
+        rows.add_row(key.key_id, key.name, key.role.value, state, f"{key.created_at:%Y-%m-%d %H:%M}")
+    out.print(rows)
 
 
 @users_app.command("revoke-key")

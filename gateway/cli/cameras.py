@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-from rich.table import Table
 
 from xueliang.gateway.cameras.models import ImportProgress, RowResult
+from xueliang.gateway.cli.console import err, out, table
 from xueliang.gateway.cli.options import ConfigOption, actor, settings_from
 from xueliang.gateway.errors import ConfigError, ConfigProblem
 from xueliang.gateway.models import CameraQuery, CameraRecord, CameraStatus
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 cameras_app = typer.Typer(
     help="Cameras (摄像机): import lists, discover, probe, list and export the registry.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -75,7 +72,13 @@ def import_(
         ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, max=4096, help="Rows in flight (cameras.import_concurrency).")
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            max=4096,
+            help="Rows in flight (default: import_concurrency in the cameras settings).",
+        ),
     ] = None,
     result: Annotated[
         Path | None,
@@ -127,7 +130,7 @@ def import_(
 
 
 def _summary(results: list[RowResult], progress: ImportProgress) -> None:
-    table = Table("status", "rows", "example", title=f"{progress.done} rows in {progress.elapsed_s:.1f} s")
+    rows = table("status", "rows", "example", title=f"{progress.done} rows in {progress.elapsed_s:.1f} s")
     examples: dict[str, RowResult] = {}
     for row in results:
         examples.setdefault(row.status, row)
@@ -135,8 +138,8 @@ def _summary(results: list[RowResult], progress: ImportProgress) -> None:
         example = examples.get(status)
         shown = f"row {example.row} {example.address}: {example.reason[:100]}" if example and example.reason else ""
         style = "green" if status in ("online", "skipped") else "red"
-        table.add_row(f"[{style}]{status}[/]", str(count), shown)
-    out.print(table)
+        rows.add_row(f"[{style}]{status}[/]", str(count), shown)
+    out.print(rows)
 
 
 # ---------------------------------------------------------------- discover
@@ -208,14 +211,14 @@ def discover(
         report, registered = asyncio.run(work())
     except (ValueError, OSError) as exc:
         raise _fail(f"discovery failed: {exc}") from exc
-    table = Table("address", "name", "hardware", "device service", "registered", title="ONVIF cameras found")
+    rows = table("address", "name", "hardware", "device service", "registered", title="ONVIF cameras found")
     for device in sorted(report.devices, key=lambda d: ipaddress.ip_address(d.address)):
         camera = registered.get(device.address)
-        table.add_row(
+        rows.add_row(
             device.address, device.name, device.hardware, " ".join(device.xaddrs[:1]),
             f"{camera.id} ({camera.status.value})" if camera else "[yellow]no[/]",
         )  # fmt: skip
-    out.print(table)
+    out.print(rows)
     out.print(f"{len(report.devices)} found, {report.unanswered} unanswered, {report.malformed} unreadable answers")
 
 
@@ -282,18 +285,18 @@ def _show_probe(result: ProbeResult) -> None:
     out.print(f"  firmware {identity.firmware}, serial {identity.serial}, hardware {identity.hardware_id}")
     out.print(f"  clock offset {result.clock_offset_s:+.1f} s, Media{result.media_version}"
               + (", services from GetCapabilities" if result.used_capabilities_fallback else ""))  # fmt: skip
-    table = Table("token", "name", "encoding", "size", "fps", "stream URI", "snapshot URI", "use")
+    rows = table("token", "name", "encoding", "size", "fps", "stream URI", "snapshot URI", "use")
     for profile in result.profiles:
         use = [
             u
             for u, token in (("analysis", result.analysis_profile), ("live", result.live_profile))
             if token == profile.token
         ]
-        table.add_row(
+        rows.add_row(
             profile.token, profile.name, profile.encoding, f"{profile.width}x{profile.height}", f"{profile.fps:g}",
             profile.stream_uri or "-", profile.snapshot_uri or "-", ", ".join(use),
         )  # fmt: skip
-    out.print(table)
+    out.print(rows)
     if result.ptz:
         presets = ", ".join(f"{p.token} {p.name}".strip() for p in result.presets[:10])
         more = f" (+{len(result.presets) - 10})" if len(result.presets) > 10 else ""
@@ -344,14 +347,14 @@ def list_(
             return await node.stores.cameras.list(shown), await node.stores.cameras.count(query)
 
     cameras, total = asyncio.run(work())
-    table = Table("id", "name", "address", "status", "region", "township", "category", "last error")
+    rows = table("id", "name", "address", "status", "region", "township", "category", "last error")
     for camera in cameras:
         style = "green" if camera.status is CameraStatus.ONLINE else "red"
-        table.add_row(
+        rows.add_row(
             camera.id, camera.name, f"{camera.host}:{camera.port}", f"[{style}]{camera.status.value}[/]",
             camera.location.region_code, camera.location.township, camera.category, camera.last_error[:60],
         )  # fmt: skip
-    out.print(table)
+    out.print(rows)
     out.print(f"{len(cameras)} of {total} camera(s)")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 
+import typer
+
 from xueliang.gateway.cli.options import actor
-from xueliang.gateway.errors import ConfigError, ConfigProblem, GatewayError, NotFound
+from xueliang.gateway.errors import GatewayError, NotFound
 from xueliang.gateway.models import USERNAME_PATTERN, USERNAME_RULE, ApiKey, Role, User
 from xueliang.gateway.node import open_node
 from xueliang.gateway.settings import Settings
@@ -20,31 +22,23 @@ def _role(name: str) -> Role:
     except ValueError:
         role = None
     if role is None or role is Role.INTAKE:
-        choices = "admin, technician, operator"
-        raise ConfigError("--role", [ConfigProblem("role", f"unknown role {name!r}", f"use one of {choices}")])
+        raise typer.BadParameter(f"unknown role {name!r}; use one of admin, technician, operator", param_hint="--role")
     return role
 
 
 async def add(settings: Settings, username: str, role_name: str, password: str | None) -> str:
     """Add ``username``; ``password`` None: a random one (returned, to be shown once)."""
     if not USERNAME.fullmatch(username):
-        raise ConfigError(
-            "USERNAME",
-            [ConfigProblem("username", f"{username!r} is not {USERNAME_RULE}", "choose another")],
-        )
+        raise typer.BadParameter(f"{username!r} is not {USERNAME_RULE}; choose another", param_hint="USERNAME")
     role = _role(role_name)
     if password == "":
-        raise ConfigError(
-            "--password-stdin",
-            [
-                ConfigProblem(
-                    "password", "nothing read from stdin", "pipe it in: ... | xueliang users add NAME --password-stdin"
-                )
-            ],
+        raise typer.BadParameter(
+            "nothing read from stdin; pipe it in: ... | xueliang users add NAME --password-stdin",
+            param_hint="--password-stdin",
         )
     password = secrets.token_urlsafe(12) if password is None else password
     if len(password) < 10:
-        raise ConfigError("--password-stdin", [ConfigProblem("password", "too short", "use at least 10 characters")])
+        raise typer.BadParameter("the password is too short; use at least 10 characters", param_hint="--password-stdin")
     async with open_node(settings) as node:
         user = User(username=username, password_hash=await node.passwords.hash(password), role=role)
         try:

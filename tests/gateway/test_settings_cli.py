@@ -16,11 +16,13 @@ from xueliang.gateway.settings_loading import load_settings
 XUELIANG = [sys.executable, "-m", "xueliang.gateway"]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("XUELIANG_")}
     full_env.update(env or {})
     return subprocess.run(
-        [*XUELIANG, *args], capture_output=True, text=True, env=full_env, input=stdin, timeout=60, check=False
+        [*XUELIANG, *args], capture_output=True, text=True, env=full_env, input=stdin, timeout=60, check=False, cwd=cwd
     )
 
 
@@ -51,6 +53,31 @@ def test_config_check_names_every_missing_secret_in_one_pass() -> None:
     ):
         assert f"{key}: placeholder secret refused in production mode; set {variable}" in text
     assert "Value error" not in text
+
+
+def test_a_command_beside_the_demos_data_says_how_to_reach_it(tmp_path: Path) -> None:
+    """Old code: after `make run`, `xueliang users add` in the same folder failed on placeholder
+    secrets with no word on why (the demo runs in development mode, the CLI in production)."""
+    (tmp_path / "var").mkdir()
+    plain = cli("users", "list", cwd=tmp_path)
+    assert plain.returncode == 2 and "XUELIANG_ENVIRONMENT=development" not in " ".join(plain.stderr.split())
+    (tmp_path / "var" / "dev-secrets.json").write_text("{}")
+    beside = cli("users", "list", cwd=tmp_path)
+    text = " ".join(beside.stderr.split())
+    assert beside.returncode == 2 and "placeholder secret refused" in text
+    assert "var/dev-secrets.json is the demo's" in text and "XUELIANG_ENVIRONMENT=development" in text
+    dev = cli("users", "list", cwd=tmp_path, env={"XUELIANG_ENVIRONMENT": "development"})
+    assert dev.returncode == 0, dev.stderr
+
+
+def test_tables_in_a_pipe_show_every_value_whole(tmp_path: Path) -> None:
+    """Old code: into a pipe rich assumed 80 columns and cut a long user name (or a camera id, an
+    address) with "…", so a script or a technician copying it got a wrong value."""
+    env = {"XUELIANG_ENVIRONMENT": "development", "XUELIANG_NODE__DATA_DIR": str(tmp_path / "data")}
+    name = "district-7.township-12.grid-0042.night-shift-operator.li"
+    assert cli("users", "add", name, env=env).returncode == 0
+    listed = cli("users", "list", env=env)
+    assert listed.returncode == 0 and name in listed.stdout, listed.stdout
 
 
 def test_config_check_passes_with_real_secrets_and_env_overrides(tmp_path: Path) -> None:
