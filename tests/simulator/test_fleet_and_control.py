@@ -43,6 +43,14 @@ async def test_address_without_camera_is_not_found(sim: CameraSimulator, http: h
     assert "no simulated camera" in response.text
 
 
+async def test_connections_off_loopback_are_refused(sim: CameraSimulator) -> None:
+    """The HTTP listener binds the wildcard: a connection that came in on the machine's network
+    address (not a lab camera's 127.x.y.z) is reset before any request, the control API included."""
+    router = sim._router
+    assert router.accept(sim.cameras[0].address) and router.accept("127.0.0.1")
+    assert not router.accept("192.0.2.7") and not router.accept("::ffff:10.0.0.8")
+
+
 async def test_control_api_lists_and_switches_faults(sim: CameraSimulator, http: httpx.AsyncClient) -> None:
     control = f"http://127.0.0.1:{sim.http_port}/_sim"
     health = (await http.get(f"{control}/health")).json()

@@ -39,10 +39,12 @@ def test_help() -> None:
     )  # fmt: skip
     assert result.returncode == 0
     assert "--count" in result.stdout and "--video" in result.stdout and "--rtsp-count" in result.stdout
+    assert "sim-Passw0rd" in result.stdout  # the lab's built-in camera password: a technician needs it
 
 
 def test_cli_is_ready_and_answers(cli: SimulatorProcess) -> None:
     assert cli.info["ready"] is True and cli.info["count"] == 6
+    assert cli.info["username"] == "admin" and cli.info["password"] == "(as given: not shown)"  # only the built-in one
     health = httpx.get(cli.info["control"], trust_env=False, timeout=10).json()
     assert health["cameras"] == 6 and health["rtsp_port"] == cli.info["rtsp_port"]
     envelope = (

@@ -20,6 +20,7 @@ from xueliang.connectors.onvif.simulator.h264 import (
     wallclock_sei,
 )
 from xueliang.connectors.onvif.simulator.http_digest import DigestAuthority, Verdict, parse_params
+from xueliang.connectors.onvif.simulator.http_server import is_loopback
 from xueliang.connectors.onvif.simulator.soap_request import UsernameToken
 from xueliang.connectors.onvif.simulator.wsse import AuthFailure, ReplayGuard, password_digest, verify_token
 
@@ -122,3 +123,12 @@ def test_config_refuses_unusable_values() -> None:
         SimulatorConfig(video=video, count=2, rtsp_count=3)
     with pytest.raises(ValidationError, match="extra"):
         SimulatorConfig(video=video, colour="red")  # type: ignore[call-arg]
+
+
+def test_only_loopback_local_addresses_reach_the_lab() -> None:
+    """The listeners bind the wildcard (one socket for every 127.x.y.z camera); a connection that
+    arrived on the machine's network address is refused (its cameras and control API are the lab's)."""
+    assert is_loopback("127.0.0.1") and is_loopback("127.1.7.3") and is_loopback("::1")
+    assert is_loopback("::ffff:127.1.0.9")
+    assert not is_loopback("192.0.2.7") and not is_loopback("10.211.0.1") and not is_loopback("::ffff:192.0.2.7")
+    assert not is_loopback("fe80::1%eth0") and not is_loopback("") and not is_loopback("not an address")

@@ -18,6 +18,9 @@ from xueliang.connectors.onvif.simulator.errors import SimulatorError
 from xueliang.connectors.onvif.simulator.simulator import CameraSimulator
 
 PASSWORD_ENV = "XUELIANG_SIM_PASSWORD"
+#: the lab's well-known camera password, shown in --help and in the ready line (a password given by
+#: --password or the environment is never printed)
+BUILT_IN_PASSWORD: str = SimulatorConfig.model_fields["password"].default
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,13 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--video", type=Path, required=True, help="video file shown by snapshots and streams (e.g. vtest.avi)")
     add("--count", type=int, default=50, help="number of cameras (default 50)")
     add("--base-address", default="127.1.0.1", help="address of camera 0 (default 127.1.0.1)")
-    add("--host-bind", default="0.0.0.0", help="listen address of the shared ports (default 0.0.0.0)")
+    add(
+        "--host-bind", default="0.0.0.0",
+        help="listen address of the shared ports (default 0.0.0.0: one socket for every 127.x.y.z camera; "
+        "connections on any address outside 127.0.0.0/8 are refused)",
+    )  # fmt: skip
     add("--http-port", type=int, default=8800, help="HTTP port, 0 = any free port (default 8800)")
     add("--rtsp-port", type=int, default=8554, help="RTSP port, 0 = any free port (default 8554)")
     add("--rtsp-count", type=int, default=4, help="how many cameras stream RTSP (default 4)")
     add("--no-rtsp-auth", action="store_true", help="serve RTSP without digest authentication")
     add("--username", default="admin", help="camera user name (default admin)")
-    add("--password", default=None, help=f"camera password (default: ${PASSWORD_ENV} or the built-in one)")
+    add("--password", default=None, help=f"camera password (default: ${PASSWORD_ENV} or {BUILT_IN_PASSWORD})")
     add("--snapshot-size", type=_size, default=None, help="snapshot size WxH (default: the video's size)")
     add("--stream-size", type=_size, default=None, help="main stream size WxH (default: the video's size)")
     add("--name-prefix", default="SIM", help="camera name prefix (default SIM)")
@@ -87,6 +94,8 @@ async def serve(config: SimulatorConfig, preload: bool) -> None:
             "ready": True, "count": len(sim.cameras), "base_address": config.base_address,
             "http_port": sim.http_port, "rtsp_port": sim.rtsp_port, "rtsp_count": config.rtsp_count,
             "control": f"http://127.0.0.1:{sim.http_port}/_sim/health", "startup_s": round(sim.startup_s, 3),
+            "username": config.username,
+            "password": config.password if config.password == BUILT_IN_PASSWORD else "(as given: not shown)",
         }  # fmt: skip
         print(json.dumps(ready), flush=True)
         await stop.wait()

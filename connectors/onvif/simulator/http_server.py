@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 import struct
@@ -37,6 +38,18 @@ def reset_transport(transport: asyncio.Transport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
     transport.abort()
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a connection's local address is a loopback one (127.0.0.0/8, ::1, IPv4-mapped 127.x):
+    the listeners bind the wildcard to hear every 127.x.y.z camera, and so hear the network too."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 class HttpStats:

@@ -14,6 +14,7 @@ from xueliang.connectors.onvif.simulator.errors import VideoSourceError
 from xueliang.connectors.onvif.simulator.fleet import Fleet
 from xueliang.connectors.onvif.simulator.frames import FrameStore
 from xueliang.connectors.onvif.simulator.http_digest import DigestAuthority, Verdict
+from xueliang.connectors.onvif.simulator.http_server import is_loopback
 from xueliang.connectors.onvif.simulator.http_types import HandlerResult, HttpRequest, HttpResponse
 from xueliang.connectors.onvif.simulator.media_service import SNAPSHOT_PATH
 from xueliang.connectors.onvif.simulator.models import SimCamera
@@ -43,7 +44,10 @@ class Router:
         self.snapshot_denied = 0
 
     def accept(self, local_address: str) -> bool:
-        """Reset connections to offline cameras at once."""
+        """Reset connections to offline cameras at once, and any that did not come over loopback (the
+        wildcard listener also hears the machine's network: the cameras and the control API are the lab's)."""
+        if not is_loopback(local_address):
+            return False
         camera = self.fleet.by_address(local_address)
         return camera is None or not camera.faults.offline
 

@@ -19,7 +19,7 @@ from typing import cast
 from xueliang.connectors.onvif.simulator.fleet import Fleet
 from xueliang.connectors.onvif.simulator.h264 import H264Clip
 from xueliang.connectors.onvif.simulator.http_digest import DigestAuthority, Verdict
-from xueliang.connectors.onvif.simulator.http_server import reset_transport
+from xueliang.connectors.onvif.simulator.http_server import is_loopback, reset_transport
 from xueliang.connectors.onvif.simulator.models import SimCamera
 from xueliang.connectors.onvif.simulator.rtp_sender import RtpSender, TcpTarget, UdpTarget
 from xueliang.connectors.onvif.simulator.rtsp_udp import open_udp_pair
@@ -108,7 +108,7 @@ class RtspConnection(asyncio.Protocol):
         self.local = transport.get_extra_info("sockname")[0]
         self.peer = transport.get_extra_info("peername")[0]
         self.camera = self.server.fleet.by_address(self.local)
-        if self.camera is not None and self.camera.faults.offline:
+        if not is_loopback(self.local) or (self.camera is not None and self.camera.faults.offline):
             reset_transport(transport)
             return
         self.server.connections.add(self)
