@@ -55,9 +55,8 @@ class FakeClock:
         return self.t
 
 
-@functools.cache
-def _clip() -> dict[int, Image]:
-    wanted = set(STILLS) | set(SEQUENCE)
+def read_clip_frames(wanted: set[int]) -> dict[int, Image]:
+    """Those frames of vtest.avi, in one sequential pass (seeking an MS-MPEG4 file is not exact)."""
     cap = cv2.VideoCapture(str(VTEST))
     frames: dict[int, Image] = {}
     try:
@@ -70,6 +69,11 @@ def _clip() -> dict[int, Image]:
     finally:
         cap.release()
     return frames
+
+
+@functools.cache
+def _clip() -> dict[int, Image]:
+    return read_clip_frames(set(STILLS) | set(SEQUENCE))
 
 
 def clip_image(index: int) -> Image:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.inference.clip_match import assert_people_as_on_the_clip
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import SourceAuthFailed
@@ -50,12 +51,14 @@ async def until(condition: Callable[[], bool], what: str, limit: float = 20.0) -
 
 
 async def test_reads_real_frames_and_finds_people(simulator: CameraSimulator, models_dir: Path) -> None:
+    """The consumer reads 2 frames a second of a stream converted at 5: the frames in between are
+    replaced unread (newest wins) and counted as drops."""
     source = RtspSource("sim-0", stream_url(simulator), FAST, max_fps=5)
     assert isinstance(source, FrameSource)
     detector = Detector(DetectorSettings(model_path=models_dir / "yolox_nano.onnx"))
     async with source:
         frames = []
-        async for frame in source.frames(fps=4):
+        async for frame in source.frames(fps=2):
             frames.append(frame)
             if len(frames) == 4:
                 break
@@ -64,8 +67,12 @@ async def test_reads_real_frames_and_finds_people(simulator: CameraSimulator, mo
     assert all(f.image.shape == (576, 768, 3) and f.source == "rtsp" and f.camera_id == "sim-0" for f in frames)
     assert [f.seq for f in frames] == sorted({f.seq for f in frames})  # each one newer than the last
     assert stats.frames >= 4 and stats.errors == 0
-    people = [len(d) for d in detector.detect_sync(frames, classes=frozenset({"person"}), min_score=0.5)]
-    assert max(people) >= 2, people  # the campus path always has walkers on it
+    # the reader converted more than it delivered; every one skipped was counted as a drop
+    assert stats.drops > 0 and stats.frames >= len(frames) + stats.drops, stats
+    assert frames[-1].seq - frames[0].seq > len(frames) - 1  # the consumer saw newest frames, not each one
+    people = detector.detect_sync(frames, classes=frozenset({"person"}), min_score=0.5)
+    assert max(len(p) for p in people) >= 2, people  # the campus path always has walkers on it
+    assert_people_as_on_the_clip(frames, people, detector, min_score=0.5)
     assert source.state is SourceState.STOPPED
     assert source._thread is not None and not source._thread.is_alive()
 
