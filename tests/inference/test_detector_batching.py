@@ -17,7 +17,7 @@ import pytest
 from xueliang.inference.detector import Detector, DetectorState
 from xueliang.inference.detector.detector import LOOKAHEAD
 from xueliang.inference.errors import DetectorNotRunning, FrameDropped
-from xueliang.inference.frames import Frame, Image
+from xueliang.inference.frames import Detection, Frame, Image
 from xueliang.inference.settings import DetectorSettings
 
 CELLS = 189  # grid cells of a 96x96 input over strides 8/16/32
@@ -60,6 +60,36 @@ async def test_a_partial_batch_runs_after_max_wait(dynamic_model: Path) -> None:
         results = await asyncio.gather(*(detector.detect(grey_frame(f"c{i}", 100)) for i in range(3)))
         assert [len(r) for r in results] == [1, 1, 1]
         assert detector.stats().batch_sizes == {3: 1}
+
+
+async def stragglers(detector: Detector, pause_s: float) -> list[list[Detection]]:
+    """One camera's frame, then, ``pause_s`` later, two more cameras' frames; all three answers."""
+    first = asyncio.create_task(detector.detect(grey_frame("early", 90)))
+    await asyncio.sleep(pause_s)
+    late = await asyncio.gather(detector.detect(grey_frame("late-1", 120)), detector.detect(grey_frame("late-2", 150)))
+    return [await first, *late]
+
+
+async def test_a_batch_waits_up_to_max_wait_for_frames_that_come_later(dynamic_model: Path) -> None:
+    """The dispatcher holds a lone frame for up to max_wait_ms: frames arriving 50 ms later (well
+    within the 1 s wait) join its batch. A dispatcher that never waits runs the first one alone."""
+    settings = DetectorSettings(model_path=dynamic_model, max_batch=8, max_wait_ms=1000, min_score=0.1)
+    async with Detector(settings) as detector:
+        results = await stragglers(detector, pause_s=0.05)
+        stats = detector.stats()
+    assert [d[0].score for d in results] == pytest.approx([90 / 255, 120 / 255, 150 / 255], abs=1e-4)
+    assert stats.batch_sizes == {3: 1}, stats.batch_sizes
+
+
+async def test_a_short_max_wait_runs_the_lone_frame_without_the_late_ones(dynamic_model: Path) -> None:
+    """With max_wait_ms=1 the lone frame is not held for frames that come 300 ms later."""
+    settings = DetectorSettings(model_path=dynamic_model, max_batch=8, max_wait_ms=1, min_score=0.1)
+    async with Detector(settings) as detector:
+        results = await stragglers(detector, pause_s=0.3)
+        stats = detector.stats()
+    assert [d[0].score for d in results] == pytest.approx([90 / 255, 120 / 255, 150 / 255], abs=1e-4)
+    assert stats.frames == 3 and 3 not in stats.batch_sizes, stats.batch_sizes
+    assert stats.batch_sizes.get(1, 0) >= 1, stats.batch_sizes  # the early frame ran by itself
 
 
 async def test_newest_frame_of_a_camera_replaces_its_queued_one(dynamic_model: Path) -> None:
