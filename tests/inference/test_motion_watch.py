@@ -206,6 +206,36 @@ async def test_loitering_fires_in_watch_mode_and_repeats_are_held_back(
     assert session.counters.frames_seen == len(SEQUENCE)
 
 
+async def test_a_broken_jpeg_in_a_watched_folder_is_skipped_and_counted(
+    tmp_path: Path, detector: Detector, executor: ThreadPoolExecutor
+) -> None:
+    """Six pictures of people on the walkway, the fourth cut off half way (an upload that broke):
+    the watch analyses the five whole ones, the broken one is counted, the stream goes on."""
+    pictures = [jpeg(clip_image(index)) for index in SEQUENCE[:6]]
+    pictures[3] = pictures[3][: len(pictures[3]) // 2]
+    for n, data in enumerate(pictures):
+        (tmp_path / f"{n:04d}.jpg").write_bytes(data)
+    sink = Sink()
+    opened: list[ClipTime] = []
+    target = PatrolTarget(camera_id="watch-4", watch=True, zones=(zone(ZoneKind.INTRUSION, WALKWAY),))
+    settings = WatchSettings(fps=50.0, idle_detect_s=0.1, repeat_s=0.0)  # every frame detected and reported
+    session = WatchSession(
+        target, folder_source(tmp_path, opened), detector, sink, executor=executor, settings=settings
+    )
+    async with asyncio.timeout(60):  # a source that failed at the broken file would be reopened for ever
+        await session.run()
+    c = session.counters
+    assert session.state is WatchState.ENDED and len(opened) == 1 and opened[0].closed
+    assert c.frames_seen == 5 and c.frames_detected == 5 and c.source_errors == 0
+    stats = opened[0].stats()
+    assert stats.frames == 5 and stats.corrupt == 1
+    assert "0003.jpg: truncated JPEG" in stats.last_error
+    # one intrusion a frame, each with its own file as the evidence: all but the broken one, in order
+    assert {a.rule for a in sink.anomalies} == {"intrusion"}
+    evidence = [a.evidence.jpeg if a.evidence is not None else b"" for a in sink.anomalies]
+    assert evidence == pictures[:3] + pictures[4:]
+
+
 async def test_the_manager_follows_the_watched_cameras_within_its_bound(
     sequence_dir: Path, detector: Detector, executor: ThreadPoolExecutor
 ) -> None:

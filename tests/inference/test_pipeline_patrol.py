@@ -68,7 +68,10 @@ class Camera:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="cam"'})
         if name == "hang":
             await self.release.wait()
-        return web.Response(body=picture("walk" if name == "hang" else name), content_type="image/jpeg")
+        if name == "flaky" and self.hits[name] % 2:  # every other answer breaks off half way
+            whole = picture("walk")
+            return web.Response(body=whole[: len(whole) // 2], content_type="image/jpeg")
+        return web.Response(body=picture("walk" if name in ("hang", "flaky") else name), content_type="image/jpeg")
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/snap/{name}"
@@ -150,14 +153,20 @@ async def run_until(pipeline: PatrolPipeline[Any], predicate: Callable[[], bool]
         await task
 
 
+def workers_on_a_queue(
+    client: SnapshotClient, detector: Detector, workers: int
+) -> tuple[LocalJobQueue, Sink, PatrolPipeline[Any]]:
+    """The gateway's in-process job queue, a sink, and ``workers`` patrol workers between them."""
+    queue = LocalJobQueue(capacity=10, visibility_s=60)
+    sink = Sink()
+    settings = PipelineSettings(workers=workers, take_timeout_s=0.05)
+    return queue, sink, PatrolPipeline(queue, factory(client), detector, sink, settings)
+
+
 async def test_a_queued_job_becomes_an_anomaly_with_evidence(
     camera: Camera, snapshots: SnapshotClient, detector: Detector
 ) -> None:
-    queue = LocalJobQueue(capacity=10, visibility_s=60)
-    sink = Sink()
-    pipeline = PatrolPipeline(
-        queue, factory(snapshots), detector, sink, PipelineSettings(workers=2, take_timeout_s=0.05)
-    )
+    queue, sink, pipeline = workers_on_a_queue(snapshots, detector, workers=2)
     walkway = zone(ZoneKind.INTRUSION, WALKWAY)
     assert await queue.put("walk-1", job("walk-1", camera.url("walk"), (walkway,)).model_dump(mode="json"))
     await run_until(pipeline, lambda: pipeline.stats().frames == 1)
@@ -250,11 +259,7 @@ async def test_a_sink_that_refuses_gets_the_job_again(
 async def test_a_bad_job_is_dropped_and_the_worker_goes_on(
     camera: Camera, snapshots: SnapshotClient, detector: Detector
 ) -> None:
-    queue = LocalJobQueue(capacity=10, visibility_s=60)
-    sink = Sink()
-    pipeline = PatrolPipeline(
-        queue, factory(snapshots), detector, sink, PipelineSettings(workers=1, take_timeout_s=0.05)
-    )
+    queue, sink, pipeline = workers_on_a_queue(snapshots, detector, workers=1)
     await queue.put("junk", {"camera_id": "junk", "due_at": "yesterday"})
     await queue.put("bag-3", job("bag-3", camera.url("covered")).model_dump(mode="json"))
     await run_until(pipeline, lambda: pipeline.stats().jobs == 2 and pipeline.stats().busy == 0)
@@ -263,13 +268,41 @@ async def test_a_bad_job_is_dropped_and_the_worker_goes_on(
     assert (await queue.stats()).in_flight == 0
 
 
+async def test_a_truncated_snapshot_is_counted_and_the_next_visit_still_finds_its_anomaly(
+    camera: Camera, snapshots: SnapshotClient, detector: Detector
+) -> None:
+    queue, sink, pipeline = workers_on_a_queue(snapshots, detector, workers=1)
+    visit = job("flaky-1", camera.url("flaky"), (zone(ZoneKind.INTRUSION, WALKWAY),)).model_dump(mode="json")
+    task = asyncio.create_task(pipeline.run())
+    try:
+        assert await queue.put("flaky-1", visit)  # the camera's answer breaks off half way
+        await wait_for(lambda: pipeline.stats().jobs == 1 and pipeline.stats().busy == 0)
+        assert sink.anomalies == [] and pipeline.stats().frames == 0
+        assert pipeline.stats().failures == {"corrupt_frame": 1}
+        state = pipeline.camera_state("flaky-1")
+        assert state is not None and state.failures == 1
+        kind, message, auth = state.last_error
+        assert kind == "corrupt_frame" and "truncated JPEG" in message and "flaky-1" in message and not auth
+        assert await queue.put("flaky-1", visit)  # the next visit: a whole picture
+        await wait_for(lambda: pipeline.stats().jobs == 2 and pipeline.stats().busy == 0)
+    finally:
+        pipeline.stop()
+        await task
+    [anomaly] = sink.anomalies
+    assert anomaly.camera_id == "flaky-1" and anomaly.rule == "intrusion" and anomaly.value == 5.0
+    assert anomaly.evidence is not None and anomaly.evidence.jpeg == picture("walk")
+    stats = pipeline.stats()
+    assert stats.frames == 1 and stats.failures == {"corrupt_frame": 1}  # counted once, not again
+    assert state.failures == 0 and camera.hits["flaky"] == 2
+    assert snapshots.stats().corrupt == 1 and snapshots.stats().frames == 1
+    queued = await queue.stats()
+    assert queued.depth == 0 and queued.in_flight == 0  # both visits acknowledged
+
+
 async def test_cancelling_mid_visit_reraises_and_leaves_the_job_unacknowledged(
     camera: Camera, snapshots: SnapshotClient, detector: Detector
 ) -> None:
-    queue = LocalJobQueue(capacity=10, visibility_s=60)
-    pipeline = PatrolPipeline(
-        queue, factory(snapshots), detector, Sink(), PipelineSettings(workers=2, take_timeout_s=0.05)
-    )
+    queue, _, pipeline = workers_on_a_queue(snapshots, detector, workers=2)
     await queue.put("slow-1", job("slow-1", camera.url("hang")).model_dump(mode="json"))
     task = asyncio.create_task(pipeline.run())
     await wait_for(lambda: camera.hits.get("hang", 0) == 1)
