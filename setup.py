@@ -17,8 +17,12 @@ for part in PARTS:
     packages.append(root)
     packages += [f"{root}.{sub}" for sub in find_packages(where=part)]
 
+# the wall page's files: a data-only package (no __init__.py), listed so setuptools ships it without
+# warning that an importable folder is missing from ``packages``
+packages.append("xueliang.api.wall.static")
+
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"xueliang.config": ["*.yaml", "*.csv", "*.md"], "xueliang.api.wall": ["static/*"]},
+    package_data={"xueliang.config": ["*.yaml", "*.csv", "*.md"], "xueliang.api.wall.static": ["*"]},
 )
