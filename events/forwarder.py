@@ -75,6 +75,7 @@ class DeliveryResult:
     receipt: Mapping[str, Any] = field(default_factory=dict)
     error: str = ""
     retry_at: datetime | None = None
+    sent_at: datetime | None = None  # when the attempt that got this answer was sent
 
 
 @dataclass(slots=True)
@@ -294,6 +295,7 @@ class Forwarder:
     async def _deliver(self, client: httpx.AsyncClient, item: OutboxEntry) -> None:
         attempt = item.attempts + 1
         self.stats.attempts += 1
+        sent_at = datetime.now(UTC)
         try:
             receipt = await self.send(client, item)
         except DeliveryError as exc:
@@ -301,9 +303,8 @@ class Forwarder:
         else:
             self.breaker.success()
             duplicate = receipt.get("duplicate") is True
-            result = DeliveryResult(
-                item.key, Outcome.DUPLICATE if duplicate else Outcome.DELIVERED, attempt, receipt=receipt
-            )
+            outcome = Outcome.DUPLICATE if duplicate else Outcome.DELIVERED
+            result = DeliveryResult(item.key, outcome, attempt, receipt=receipt, sent_at=sent_at)
         try:
             if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
                 await self.outbox.mark_delivered(item.key, dict(result.receipt))

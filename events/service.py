@@ -259,7 +259,7 @@ class CaseService:
 
     async def _delivered(self, result: DeliveryResult) -> None:
         if result.outcome in (Outcome.DELIVERED, Outcome.DUPLICATE):
-            await self.status.apply_receipt(result.key, result.receipt)
+            await self.status.apply_receipt(result.key, result.receipt, result.sent_at)
         elif result.outcome == Outcome.DEAD:
             entry = StatusEntry(
                 status=CaseStatus.DEAD, at=datetime.now(UTC), note=result.error[:500], source="forwarder"

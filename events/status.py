@@ -126,14 +126,21 @@ class StatusTracker:
             raise CallbackRejected(f"no case {report.code}", 404) from exc
         return CallbackResult(code=case.code, status=case.status, changed=changed)
 
-    async def apply_receipt(self, code: str, receipt: Mapping[str, Any]) -> None:
-        """The forwarder delivered: SENT, and whatever status the receipt states."""
+    async def apply_receipt(self, code: str, receipt: Mapping[str, Any], sent_at: datetime | None = None) -> None:
+        """The forwarder delivered: SENT, and whatever status the receipt states.
+
+        SENT is stamped when the request went out (``sent_at``), and never after the intake's own
+        ``received_at`` (a duplicate's receipt tells when an earlier attempt arrived): the history
+        reads in the order things happened."""
         now = datetime.now(UTC)
-        await self.apply(code, StatusReport(status=CaseStatus.SENT, at=now, note="accepted by the intake"), "forwarder")
+        received_at = _parse_at(receipt.get("received_at"))
+        sent = min(at for at in (sent_at, received_at, now) if at is not None)
+        accepted = StatusReport(status=CaseStatus.SENT, at=sent, note="accepted by the intake")
+        await self.apply(code, accepted, "forwarder")
         status = receipt.get("status")
         if status in {s.value for s in INTAKE_STATUSES}:
             event_id = str(receipt.get("event_id") or f"receipt-{code}")
-            at = _parse_at(receipt.get("received_at")) or now
+            at = received_at or now
             await self.apply(code, StatusReport(status=CaseStatus(status), at=at, event_id=event_id), "forwarder")
 
     async def poll_once(self, client: httpx.AsyncClient, forwarder: ForwarderSettings, *, limit: int = 200) -> int:
@@ -205,9 +212,10 @@ def _parse_at(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)  # an intake's naive time: UTC
 
 
 def callback_body(code: str, status: CaseStatus, *, event_id: str, note: str = "", at: datetime | None = None) -> bytes:

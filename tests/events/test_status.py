@@ -90,6 +90,9 @@ async def test_intake_callbacks_close_the_loop_and_replays_are_refused(
                  CaseStatus.HANDLING, CaseStatus.CLOSED):  # fmt: skip
         assert step in statuses
     assert {e.source for e in case.history} >= {"gateway", "forwarder", "callback"}
+    at = {e.status: e.at for e in case.history}
+    # old code: SENT was stamped when the answer had come back, after the intake's own received_at
+    assert at[CaseStatus.QUEUED] <= at[CaseStatus.SENT] <= at[CaseStatus.RECEIVED] <= at[CaseStatus.DISPATCHED]
     assert len([e for e in case.history if e.status == CaseStatus.CLOSED]) == 1
 
     # Replay a callback the intake really sent: refused.
