@@ -19,14 +19,13 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import RedisProcess, free_port
 from tests.contract.conftest import settings_for
+from tests.stalling_proxy import StallingProxy
 from xueliang.events.forwarder import Forwarder, ForwarderState
 from xueliang.events.settings import ForwarderSettings
 from xueliang.gateway import patrol as patrol_module
@@ -42,63 +41,6 @@ from xueliang.gateway.stores import open_stores
 from xueliang.gateway.stores.base import Job, OutboxStatus
 from xueliang.inference.anomaly import Anomaly
 from xueliang.inference.patrol.stats import PipelineState
-
-
-class StallingProxy:
-    """A loopback TCP proxy to the Redis at ``target_url``; after ``stall()`` it holds every byte in
-    both directions (connections stay open, nothing is answered) until ``resume()``."""
-
-    def __init__(self, target_url: str) -> None:
-        parts = urlsplit(target_url)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self._flowing = asyncio.Event()
-        self._flowing.set()
-        self._server: asyncio.Server | None = None
-        self._pumps: set[asyncio.Task[None]] = set()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stall(self) -> None:
-        self._flowing.clear()
-
-    def resume(self) -> None:
-        self._flowing.set()
-
-    async def __aenter__(self) -> StallingProxy:
-        self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._pumps):
-            task.cancel()
-        await asyncio.gather(*self._pumps, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pump(source, sink))
-            self._pumps.add(task)
-            task.add_done_callback(self._pumps.discard)
-
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                await self._flowing.wait()
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            return  # the other side went away: close ours (finally)
-        finally:
-            sink.close()
 
 
 def node_settings(tmp_path: Path, name: str, url: str) -> Settings:

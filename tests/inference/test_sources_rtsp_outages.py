@@ -2,7 +2,7 @@
 no bytes: the read timeout must end the wait) and a camera that stays away for a while (the
 reconnects must back off, not spin).
 
-A loopback TCP proxy (the gateway tests' ``StallingProxy``, given the camera's RTSP address) stands
+A loopback TCP proxy (``tests.stalling_proxy``, given the camera's RTSP address) stands
 between the RTSP source and the camera simulator's real RTSP server; ``stall()`` stops it
 forwarding in both directions while every connection stays open.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.test_redis_outage import StallingProxy  # a TCP proxy to any host:port
 from tests.inference.test_sources_rtsp import until
+from tests.stalling_proxy import StallingProxy
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.settings import SourceSettings
 from xueliang.inference.sources import RtspSource, SourceState
