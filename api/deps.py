@@ -33,6 +33,10 @@ def get_node(request: Request) -> Node:
 NodeDep = Annotated[Node, Depends(get_node)]
 
 
+#: answers to people are Chinese first, English second (as the wall shows them)
+USER_DISABLED = "用户已停用，请联系管理员 / user disabled: ask an administrator"
+
+
 def unauthorized(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=reason, headers={"WWW-Authenticate": "Bearer"})
 
@@ -41,9 +45,9 @@ async def _principal_from_api_key(node: Node, key: str) -> Principal:
     try:
         stored = await node.stores.users.get_api_key(api_key_id(key))
     except (NotFound, AuthError) as exc:
-        raise unauthorized("API key unknown") from exc
+        raise unauthorized("API 密钥未知 / API key unknown") from exc
     if stored.disabled or not api_key_matches(key, stored.key_hash):
-        raise unauthorized("API key unknown or disabled")
+        raise unauthorized("API 密钥未知或已停用 / API key unknown or disabled")
     return Principal(name=f"apikey:{stored.key_id}", role=stored.role)
 
 
@@ -61,16 +65,18 @@ async def get_principal(
         try:
             principal = node.tokens.verify(token)
         except AuthError as exc:
-            raise unauthorized(str(exc)) from exc
+            raise unauthorized(f"登录已失效，请重新登录 / {exc}") from exc
         try:
             user = await node.stores.users.get_user(principal.name)
         except NotFound as exc:
-            raise unauthorized("user no longer exists") from exc
+            raise unauthorized("用户已不存在 / user no longer exists") from exc
         if user.disabled:
-            raise unauthorized("user disabled: ask an administrator")
+            raise unauthorized(USER_DISABLED)
         principal = Principal(name=user.username, role=user.role)
     else:
-        raise unauthorized("authentication required: log in (POST /api/auth/login) or send an API key")
+        raise unauthorized(
+            "需要登录或 API 密钥 / authentication required: log in (POST /api/auth/login) or send an API key"
+        )
     request.state.principal = principal
     return principal
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from xueliang.api.deps import CurrentPrincipal, NodeDep, unauthorized
+from xueliang.api.deps import USER_DISABLED, CurrentPrincipal, NodeDep, unauthorized
 from xueliang.gateway.node import get_user_or_none
 from xueliang.gateway.security import Principal
 
@@ -39,7 +39,7 @@ async def login(body: LoginRequest, node: NodeDep, request: Request) -> TokenRes
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"too many failed logins; try again in {wait:.0f} s (登录失败次数过多，请稍后再试)",
+            detail=f"登录失败次数过多，请 {wait:.0f} 秒后再试 / too many failed logins; try again in {wait:.0f} s",
             headers={"Retry-After": str(max(1, round(wait)))},
         )
     user = await get_user_or_none(node, body.username)
@@ -50,10 +50,10 @@ async def login(body: LoginRequest, node: NodeDep, request: Request) -> TokenRes
     )
     if user is None or not valid:
         node.logins.failed(*keys)
-        raise unauthorized("wrong username or password")
+        raise unauthorized("用户名或密码错误 / wrong username or password")
     node.logins.succeeded(keys[0])
     if user.disabled:
-        raise unauthorized("user disabled: ask an administrator")
+        raise unauthorized(USER_DISABLED)
     principal = Principal(user.username, user.role)
     request.state.principal = principal
     token, ttl = node.tokens.issue(principal)

@@ -246,9 +246,15 @@ async def test_repeated_failed_logins_lock_the_user_name_out_for_a_while(gateway
         for _ in range(gateway.settings.security.login_max_failures):
             wrong = await client.post("/api/auth/login", json={"username": "op-locked", "password": "nope"})
             assert wrong.status_code == 401
+        # answers to people: Chinese first, English second, as the 403 and the wall (old code: 401 in
+        # English only, 429 English first)
+        assert wrong.json()["detail"] == "用户名或密码错误 / wrong username or password"
+        nobody = await client.get("/api/auth/me")
+        assert nobody.status_code == 401 and nobody.json()["detail"].startswith("需要登录或 API 密钥 / ")
         locked = await client.post("/api/auth/login", json={"username": "op-locked", "password": "the-right-pass"})
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
-        assert "too many failed logins" in locked.json()["detail"]
+        assert locked.json()["detail"].startswith("登录失败次数过多")
+        assert "/ too many failed logins; try again in" in locked.json()["detail"]
         other = await client.post("/api/auth/login", json={"username": "op-other", "password": "nope"})
         assert other.status_code == 401  # other names from the same address are not locked yet
     refused = await gateway.node.stores.audit.query(actor="op-locked", action="POST /api/auth/login", limit=1)
