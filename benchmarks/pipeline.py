@@ -59,12 +59,14 @@ read_bufsize (no change); the detector threads at nice 5 (no change); the YOLOX 
 (its final Transpose cut: session.run and the output decode unchanged). Kept: each camera's snapshot
 URL parsed once (yarl's 128-entry cache never hits on a patrol round, ~30 us a snapshot).
 
-Where the rest goes, per frame, beside the limit's 17.8 ms: the event loop's own CPU (about
-1.1 ms: aiohttp's request and digest about 0.4, asyncio's loop about 0.2, the visit's hand-offs
-and the detector's queue about 0.2, rules and anomaly records 0.1-0.2), the quality checks (0.3 ms
-alone, 0.4-0.5 ms beside the other session), the output decode (0.2 ms alone, 0.35 ms cold after
-``session.run``), the camera farm (0.15 ms, on the same cores), and about 1.5 % of the cores left
-idle when the detector's threads wait for the GIL.
+Where the rest goes is measured in every run (``where_stages``). On 2026-11-21, per frame: the
+chain costs what it costs in the limit (JPEG decode 3.24 vs 3.21 ms, letterbox 0.48 vs 0.48,
+``session.run`` 14.81 vs 14.63); beyond it come the event loop's own CPU (1.3 ms: aiohttp's
+request and digest, asyncio's loop, the visit's hand-offs and the detector's queue, rules and
+anomaly records), the quality checks (0.57 ms beside the other session, 0.3 alone), the output
+decode (0.44 ms cold after ``session.run``, 0.16 warm), the detector threads' hand-offs (0.16 ms),
+the camera farm (0.2 ms, on the same cores), and 1-2 % of the cores left idle when the detector's
+threads wait for the GIL.
 
 The host is shared: every figure comes with the load average and the CPU other processes took
 while it was measured (``other_cores``).
