@@ -88,8 +88,8 @@ class Metrics:
 
     async def refresh(self) -> None:
         """Bring the refreshers' gauges up to date for a scrape, unless a run started less than
-        ``refresh_every_s`` ago; a run in progress is awaited, not repeated. Raises nothing the
-        refreshers are expected to raise (``GatewayError``, timeouts): their last values stay."""
+        ``refresh_every_s`` ago; a run in progress is awaited, not repeated. Raises nothing a refresher
+        raises (a store outage, a timeout, a defect): its last values stay, the others go on."""
         if self._refreshing is None:
             now = time.monotonic()
             if self._refreshed_at is not None and now - self._refreshed_at < self.refresh_every_s:
@@ -113,14 +113,20 @@ class Metrics:
         try:
             async with asyncio.timeout(self.refresh_timeout_s):
                 await refresher()
-        except (GatewayError, TimeoutError) as exc:
+        except Exception as exc:  # one refresher must never cost the scrape the node's other metrics
             self.refresh_failures.labels(name).inc()
+            expected = isinstance(exc, GatewayError | TimeoutError)
             reason = str(exc) or f"no answer within {self.refresh_timeout_s:g} s"
             if name in self._failing:
                 log.debug("metrics: %s still not refreshed: %s", name, reason)
                 return
             self._failing.add(name)
-            log.warning("metrics: %s not refreshed; its last values are served until it answers: %s", name, reason)
+            log.warning(
+                "metrics: %s not refreshed; its last values are served until it answers: %s",
+                name,
+                reason if expected else repr(exc),
+                exc_info=None if expected else exc,  # not a store outage: a defect, with its traceback
+            )
             return
         if name in self._failing:
             self._failing.discard(name)

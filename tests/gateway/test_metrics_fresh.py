@@ -208,3 +208,33 @@ async def test_a_hanging_or_failing_refresher_keeps_its_values_and_warns_once_pe
     assert [level for level, _ in lines] == ["WARNING", "DEBUG", "INFO"], lines
     assert "no answer within 0.05 s" in lines[0][1]
     assert "the registry cannot be reached" in lines[1][1]
+
+
+async def test_a_refresher_with_a_defect_costs_the_scrape_nothing_else(caplog: pytest.LogCaptureFixture) -> None:
+    """Old code: only store errors and timeouts were caught; any other exception (a Redis NOPERM
+    ResponseError, a bug) escaped the task group, and /metrics answered 500 with none of the node's
+    metrics, the healthy refreshers' included."""
+    metrics = Metrics("t", refresh_every_s=0.0)
+    good = metrics.gauge("xueliang_test_good", "Set by a healthy refresher")
+    broken = metrics.gauge("xueliang_test_broken", "Set by a refresher that breaks after its first run")
+    runs = [0]
+
+    async def healthy() -> None:
+        good.set(float(runs[0]))
+
+    async def defective() -> None:
+        runs[0] += 1
+        if runs[0] > 1:
+            raise RuntimeError("a defect in the refresher")
+        broken.set(7.0)
+
+    metrics.add_refresher("healthy", healthy)
+    metrics.add_refresher("defective", defective)
+    with caplog.at_level(logging.WARNING, logger="xueliang.gateway.metrics"):
+        await metrics.refresh()
+        await metrics.refresh()  # raises nothing
+    assert metrics.registry.get_sample_value("xueliang_test_broken") == 7.0  # its last value is served
+    assert metrics.registry.get_sample_value("xueliang_test_good") in (1.0, 2.0)  # the other one still ran
+    assert metrics.registry.get_sample_value("xueliang_metrics_refresh_failures_total", {"refresher": "defective"}) == 1
+    [warning] = [r for r in caplog.records if r.name == "xueliang.gateway.metrics"]
+    assert "a defect in the refresher" in warning.getMessage() and warning.exc_info is not None
