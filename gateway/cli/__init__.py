@@ -27,8 +27,11 @@ def _tolerant_streams() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
-def _demo_data_here() -> bool:
-    return Path(DEMO_SECRETS).is_file()
+def _managing_demo_data() -> bool:
+    """A ``users`` or ``cameras`` command run beside the demo's data: likely meant for the demo.
+    Never said to ``run`` or ``config``: development mode is what lets placeholder secrets through."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+    return command in {"users", "cameras"} and Path(DEMO_SECRETS).is_file()
 
 
 def main() -> None:
@@ -45,10 +48,10 @@ def main() -> None:
                 f"  [red]✗[/] [bold]{problem.key}[/]: {problem.message}"
                 + (f"\n      fix: {problem.hint}" if problem.hint else "")
             )
-        if _demo_data_here() and any("placeholder secret" in p.message for p in exc.problems):
+        if _managing_demo_data() and any("placeholder secret" in p.message for p in exc.problems):
             err.print(
-                f"  note: {DEMO_SECRETS} is the demo's (`make run`, development mode); to manage the demo's "
-                "users and cameras, run this command with XUELIANG_ENVIRONMENT=development"
+                f"  note: {DEMO_SECRETS} is the demo's (`make run`, development mode); only to manage the "
+                "demo's own users and cameras, run this command with XUELIANG_ENVIRONMENT=development"
             )
         sys.exit(2)
     except StoreUnavailable as exc:  # nothing was done: the data_dir or Redis must be fixed first

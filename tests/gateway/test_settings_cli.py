@@ -66,6 +66,9 @@ def test_a_command_beside_the_demos_data_says_how_to_reach_it(tmp_path: Path) ->
     text = " ".join(beside.stderr.split())
     assert beside.returncode == 2 and "placeholder secret refused" in text
     assert "var/dev-secrets.json is the demo's" in text and "XUELIANG_ENVIRONMENT=development" in text
+    for production in (("config", "check"), ("run",)):  # never advised where it would switch the guard off
+        refused = cli(*production, cwd=tmp_path)
+        assert refused.returncode == 2 and "XUELIANG_ENVIRONMENT=development" not in " ".join(refused.stderr.split())
     dev = cli("users", "list", cwd=tmp_path, env={"XUELIANG_ENVIRONMENT": "development"})
     assert dev.returncode == 0, dev.stderr
 
