@@ -44,8 +44,9 @@ async def test_address_without_camera_is_not_found(sim: CameraSimulator, http: h
 
 
 async def test_connections_off_loopback_are_refused(sim: CameraSimulator) -> None:
-    """The HTTP listener binds the wildcard: a connection that came in on the machine's network
-    address (not a lab camera's 127.x.y.z) is reset before any request, the control API included."""
+    """The HTTP listener binds the wildcard: the router it hands each new connection to refuses one
+    that came in on the machine's network address (not a lab camera's 127.x.y.z), so the server
+    resets it before any request, the control API included."""
     router = sim._router
     assert router.accept(sim.cameras[0].address) and router.accept("127.0.0.1")
     assert not router.accept("192.0.2.7") and not router.accept("::ffff:10.0.0.8")

@@ -132,3 +132,12 @@ def test_only_loopback_local_addresses_reach_the_lab() -> None:
     assert is_loopback("::ffff:127.1.0.9")
     assert not is_loopback("192.0.2.7") and not is_loopback("10.211.0.1") and not is_loopback("::ffff:192.0.2.7")
     assert not is_loopback("fe80::1%eth0") and not is_loopback("") and not is_loopback("not an address")
+
+
+@pytest.mark.parametrize("bind", ["192.168.1.10", "10.211.0.1", "fe80::1", "camera.local"])
+def test_a_bind_address_the_cameras_cannot_answer_on_is_refused(bind: str) -> None:
+    """Old code: it started, printed its ready line, then reset every connection without a word."""
+    with pytest.raises(ValidationError, match="host_bind"):
+        SimulatorConfig(video=Path("v.avi"), host_bind=bind)
+    for fine in ("0.0.0.0", "::", "127.0.0.1", "127.1.0.1"):
+        assert SimulatorConfig(video=Path("v.avi"), host_bind=fine).host_bind == fine

@@ -66,6 +66,22 @@ class SimulatorConfig(BaseModel):
             raise ValueError(f"base_address {value!r} must lie in 127.0.0.0/8 so every camera stays on this machine")
         return value
 
+    @field_validator("host_bind")
+    @classmethod
+    def _bind_reaches_the_cameras(cls, value: str) -> str:
+        """The wildcard (one socket hears every 127.x.y.z camera) or a loopback address; any other
+        address would start, then reset every connection (only loopback ones reach the lab)."""
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError(f"host_bind {value!r} is not an IP address (use 0.0.0.0)") from exc
+        if not (address.is_unspecified or address.is_loopback):
+            raise ValueError(
+                f"host_bind {value!r} is neither the wildcard nor loopback: the simulated cameras answer only on "
+                "127.0.0.0/8; use 0.0.0.0 (the default) or a 127.x.y.z address"
+            )
+        return value
+
     @field_validator("snapshot_size", "stream_size", "sub_size")
     @classmethod
     def _even_size(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
