@@ -129,12 +129,14 @@ class StatusTracker:
     async def apply_receipt(self, code: str, receipt: Mapping[str, Any], sent_at: datetime | None = None) -> None:
         """The forwarder delivered: SENT, and whatever status the receipt states.
 
-        SENT is stamped when the request went out (``sent_at``), and never after the intake's own
-        ``received_at`` (a duplicate's receipt tells when an earlier attempt arrived): the history
-        reads in the order things happened."""
+        SENT is stamped when the request went out (``sent_at``, this node's clock), so the history
+        reads in the order things happened; for a duplicate (an earlier attempt got there, its answer
+        was lost) the intake's ``received_at`` of that attempt, when earlier, is the better bound."""
         now = datetime.now(UTC)
         received_at = _parse_at(receipt.get("received_at"))
-        sent = min(at for at in (sent_at, received_at, now) if at is not None)
+        sent = sent_at or now
+        if receipt.get("duplicate") is True and received_at is not None:
+            sent = min(sent, received_at)
         accepted = StatusReport(status=CaseStatus.SENT, at=sent, note="accepted by the intake")
         await self.apply(code, accepted, "forwarder")
         status = receipt.get("status")
