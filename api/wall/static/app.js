@@ -43,6 +43,8 @@ class Wall {
     // Leaving the page ends its sessions at once (keepalive DELETEs) instead of at ICE timeout.
     window.addEventListener("pagehide", () => this.tiles.forEach((tile) => tile.stop()));
     window.addEventListener("pageshow", (e) => e.persisted && this.tiles.forEach((tile) => tile.camera && tile.start()));
+    // Overlays follow tile resizes while they hold boxes; a tile's redraw past the boxes' time-to-live
+    // clears it once and drops them, so an idle wall redraws nothing until new boxes arrive.
     setInterval(() => this.tiles.forEach((tile) => tile.boxes && tile.drawOverlay()), 250);
   }
 

@@ -8,6 +8,8 @@ const STALL_MS = 8000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 15000;
 const BOX_TTL_MS = 1500;
+const LINE_WIDTH = 2; // CSS pixels
+const LABEL_HEIGHT = 16;
 const ICE_GATHER_MS = 2000;
 
 function waitIceGathering(pc) {
@@ -226,6 +228,7 @@ export class Tile {
 
   clearOverlay() {
     const ctx = this.canvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
   }
 
@@ -241,37 +244,60 @@ export class Tile {
 
   // Boxes are in pixels of the analysed frame (data.width x data.height), often another stream of
   // the same view than the one the wall plays (4:3 main analysed, 16:9 sub shown): each box is laid
-  // on the displayed picture at the same fractions of the frame.
+  // on the displayed picture at the same fractions of the frame, clipped to that picture. The canvas
+  // holds devicePixelRatio device pixels per CSS pixel (sharp on HiDPI screens); the drawing is in CSS
+  // pixels. Boxes older than BOX_TTL_MS are cleared once and dropped, which ends the wall's redraws.
   drawOverlay() {
     const canvas = this.canvas;
     const w = this.el.clientWidth;
     const h = this.el.clientHeight;
-    if (canvas.width !== w || canvas.height !== h) {
-      canvas.width = w;
-      canvas.height = h;
+    const ratio = window.devicePixelRatio || 1;
+    const backingWidth = Math.round(w * ratio);
+    const backingHeight = Math.round(h * ratio);
+    if (canvas.width !== backingWidth || canvas.height !== backingHeight) {
+      canvas.width = backingWidth;
+      canvas.height = backingHeight;
     }
-    const ctx = canvas.getContext("2d");
-    ctx.clearRect(0, 0, w, h);
+    this.clearOverlay();
     const data = this.boxes;
-    if (!data || performance.now() - this.boxesAt > BOX_TTL_MS || !data.width || !data.height) return;
+    if (!data || performance.now() - this.boxesAt > BOX_TTL_MS || !data.width || !data.height) {
+      this.boxes = null;
+      return;
+    }
+    if (!w || !h) return;
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(backingWidth / w, 0, 0, backingHeight / h, 0, 0);
     const picture = this.pictureRect(w, h, data);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(picture.x, picture.y, picture.width, picture.height);
+    ctx.clip();
     const sx = picture.width / data.width;
     const sy = picture.height / data.height;
-    ctx.lineWidth = 2;
+    ctx.lineWidth = LINE_WIDTH;
     ctx.font = "12px 'Noto Sans CJK SC', sans-serif";
     for (const box of data.boxes || []) {
       const x = picture.x + box.x1 * sx;
       const y = picture.y + box.y1 * sy;
-      const bw = (box.x2 - box.x1) * sx;
-      const bh = (box.y2 - box.y1) * sy;
       ctx.strokeStyle = "#39ff6a";
-      ctx.strokeRect(x, y, bw, bh);
-      const text = `${box.label} ${Math.round((box.score || 0) * 100)}%`;
-      const tw = ctx.measureText(text).width + 6;
-      ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
-      ctx.fillRect(x, Math.max(0, y - 16), tw, 16);
-      ctx.fillStyle = "#39ff6a";
-      ctx.fillText(text, x + 3, Math.max(12, y - 4));
+      ctx.strokeRect(x, y, (box.x2 - box.x1) * sx, (box.y2 - box.y1) * sy);
+      this.drawLabel(ctx, box, picture, x, y);
     }
+    ctx.restore();
+  }
+
+  // The box's label on a dark band just outside its top edge, or just inside when the picture has no
+  // room above: never over the stroke.
+  drawLabel(ctx, box, picture, x, y) {
+    const half = LINE_WIDTH / 2;
+    const text = `${box.label} ${Math.round((box.score || 0) * 100)}%`;
+    const width = ctx.measureText(text).width + 6;
+    const above = y - half - LABEL_HEIGHT >= picture.y;
+    const top = above ? y - half - LABEL_HEIGHT : Math.max(y, picture.y) + half;
+    const left = Math.max(above ? x - half : x + half, picture.x);
+    ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
+    ctx.fillRect(left, top, width, LABEL_HEIGHT);
+    ctx.fillStyle = "#39ff6a";
+    ctx.fillText(text, left + 3, top + LABEL_HEIGHT - 4);
   }
 }
