@@ -5,8 +5,10 @@ An operator logs in, builds a 4-tile wall (click and drag from the camera tree),
 with people are drawn over its tile, an incident raised during the test shows in the alarm panel
 and is acknowledged, a PTZ button reaches the simulated dome, the wall is saved on the server, a
 tour rotates cameras, and a technician is refused. A box from a frame analysed at another size and
-aspect than the live stream's lands where the tile shows that part of the picture. Screenshots go to
-``tests/.artifacts/``.
+aspect than the live stream's lands where the tile shows that part of the picture, sharp on a HiDPI
+screen (device pixel ratio 2); boxes reaching past the picture stop at its edge, their labels leave the
+box's top edge visible, and boxes past their time-to-live are cleared once, after which the overlay is
+not redrawn until new boxes arrive. Screenshots go to ``tests/.artifacts/``.
 
 Runs inside the test network namespace (``test_in_netns.py``): ICE needs a non-loopback address.
 """
@@ -58,13 +60,11 @@ OVERLAY_PIXELS = """(index) => {
   for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
   return n;
 }"""
-# Where a detection box must show over the live picture, and what the overlay drew there. Expected
-# rectangle: the box as fractions of the analysed frame, laid on the rectangle where the <video>
-# displays its picture (object-fit: contain, centred, from videoWidth/videoHeight and the element's
-# box), in the overlay canvas's pixels. "Box" pixels are the stroke colour (#39ff6a); an edge is
-# found at a sample point when such a pixel lies within `tol` of where the edge must be; strays are
-# box pixels farther than `tol` from the rectangle, leaving out the label's band above its top edge.
-BOX_PLACEMENT = """({index, fx1, fy1, fx2, fy2, tol}) => {
+# Opening of the page-side overlay checks (in a function of `index`): the tile's canvas and its pixels,
+# and the rectangle where the <video> displays its picture (object-fit: contain, centred, from
+# videoWidth/videoHeight and the element's box) in the canvas's own (device) pixels; null while the
+# video or the canvas has no size. "Stroke" pixels have the box colour (#39ff6a).
+PICTURE = """
   const tile = document.querySelectorAll('.grid .tile')[index];
   const video = tile.querySelector('video');
   const c = tile.querySelector('canvas');
@@ -72,15 +72,25 @@ BOX_PLACEMENT = """({index, fx1, fy1, fx2, fy2, tol}) => {
   if (!vw || !vh || !c.width || !c.height) return null;
   const vr = video.getBoundingClientRect(), cr = c.getBoundingClientRect();
   const scale = Math.min(vr.width / vw, vr.height / vh);
-  const left = vr.left + (vr.width - vw * scale) / 2, top = vr.top + (vr.height - vh * scale) / 2;
   const sx = c.width / cr.width, sy = c.height / cr.height;
-  const x1 = (left + fx1 * vw * scale - cr.left) * sx, x2 = (left + fx2 * vw * scale - cr.left) * sx;
-  const y1 = (top + fy1 * vh * scale - cr.top) * sy, y2 = (top + fy2 * vh * scale - cr.top) * sy;
+  const left = (vr.left + (vr.width - vw * scale) / 2 - cr.left) * sx, right = left + vw * scale * sx;
+  const top = (vr.top + (vr.height - vh * scale) / 2 - cr.top) * sy, bottom = top + vh * scale * sy;
   const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const stroke = (i) => data[i + 3] >= 64 && data[i + 1] >= 150 && data[i] < 150;
+"""
+# Where a detection box must show over the live picture, and what the overlay drew there. Expected
+# rectangle: the box as fractions of the analysed frame, laid on the displayed picture. An edge is
+# found at a sample point when a stroke pixel lies within `tol` of where the edge must be; strays are
+# stroke pixels farther than `tol` from the rectangle, leaving out the label's band above its top edge.
+BOX_PLACEMENT = (
+    """({index, fx1, fy1, fx2, fy2, tol}) => {"""
+    + PICTURE
+    + """
+  const x1 = left + fx1 * (right - left), x2 = left + fx2 * (right - left);
+  const y1 = top + fy1 * (bottom - top), y2 = top + fy2 * (bottom - top);
   const box = (x, y) => {
     if (x < 0 || y < 0 || x >= c.width || y >= c.height) return false;
-    const i = (Math.floor(y) * c.width + Math.floor(x)) * 4;
-    return data[i + 3] >= 64 && data[i + 1] >= 150 && data[i] < 150;
+    return stroke((Math.floor(y) * c.width + Math.floor(x)) * 4);
   };
   const near = (x, y, dx, dy) => {
     for (let d = -tol; d <= tol; d++) if (box(x + d * dx, y + d * dy)) return true;
@@ -98,12 +108,45 @@ BOX_PLACEMENT = """({index, fx1, fy1, fx2, fy2, tol}) => {
       if (!box(x, y)) continue;
       boxPixels++;
       const inside = x >= x1 - tol && x <= x2 + tol && y >= y1 - tol && y <= y2 + tol;
-      const label = y >= y1 - 24 && y < y1 && x >= x1 - tol && x <= Math.max(x2, x1 + 160);
+      const label = y >= y1 - 24 * sy && y < y1 && x >= x1 - tol && x <= Math.max(x2, x1 + 160 * sx);
       if (!inside && !label) strays++;
     }
-  return {video: [vw, vh], canvas: [c.width, c.height], expected: [x1, y1, x2, y2], boxPixels, strays,
+  return {video: [vw, vh], canvas: [c.width, c.height], css: [cr.width, cr.height], ratio: devicePixelRatio,
+          expected: [x1, y1, x2, y2], boxPixels, strays,
           edges: {left: edge(x1, y1, y2, true), right: edge(x2, y1, y2, true),
                   top: edge(y1, x1, x2, false), bottom: edge(y2, x1, x2, false)}};
+}"""
+)
+# What the overlay drew around the displayed picture: `outside` counts drawn pixels (any alpha) more
+# than 1 px outside it (in a letterbox band), `inside` stroke pixels within it. `topEdge`: the share of
+# stroke pixels along the canvas row just above the top line of the box at fractions (fx1, fy1) (inside
+# a 2 CSS px stroke), from its left edge to the picture's right edge: where a label covers it, it is dark.
+OVERLAY_CLIP = (
+    """({index, fx1, fy1}) => {"""
+    + PICTURE
+    + """
+  let inside = 0, outside = 0;
+  for (let y = 0; y < c.height; y++)
+    for (let x = 0; x < c.width; x++) {
+      const i = (y * c.width + x) * 4;
+      if (!data[i + 3]) continue;
+      if (x >= left - 1 && x < right + 1 && y >= top - 1 && y < bottom + 1) inside += stroke(i) ? 1 : 0;
+      else outside++;
+    }
+  const row = Math.floor(top + fy1 * (bottom - top)) - 1;
+  let hit = 0, n = 0;
+  for (let x = Math.ceil(left + fx1 * (right - left)) + 4; x < right - 4; x++, n++)
+    if (stroke((row * c.width + x) * 4)) hit++;
+  return {canvas: [c.width, c.height], picture: [left, top, right, bottom],
+          bands: Math.max(left, c.width - right, top, c.height - bottom), inside, outside, topEdge: n ? hit / n : 0};
+}"""
+)
+# Counts the tile's overlay redraws from now on (window.xlDraws).
+COUNT_DRAWS = """(index) => {
+  const tile = xlWall().tiles[index];
+  const draw = tile.drawOverlay;
+  window.xlDraws = 0;
+  tile.drawOverlay = function () { window.xlDraws++; return draw.call(this); };
 }"""
 
 
@@ -298,44 +341,67 @@ async def test_operator_watches_a_four_tile_wall_with_overlays_alarms_and_ptz(en
             await detections
 
 
-async def publish_fixed_box(env: WallEnv, camera_id: str, size: tuple[int, int], box: tuple[float, ...]) -> None:
-    """One box at fixed fractions (x1, y1, x2, y2) of a ``size`` analysed frame, as the patrol publishes it."""
+Fractions = tuple[float, float, float, float]
+
+
+async def publish_fixed_boxes(env: WallEnv, camera_id: str, size: tuple[int, int], boxes: list[Fractions]) -> None:
+    """Boxes at fixed fractions (x1, y1, x2, y2) of a ``size`` analysed frame, as the patrol publishes them."""
     width, height = size
-    x1, y1, x2, y2 = box
-    detection = {"x1": x1 * width, "y1": y1 * height, "x2": x2 * width, "y2": y2 * height}
+    detections = [
+        {"x1": x1 * width, "y1": y1 * height, "x2": x2 * width, "y2": y2 * height, "label": "person", "score": 0.9}
+        for x1, y1, x2, y2 in boxes
+    ]
     while True:
-        data = {
-            "width": width,
-            "height": height,
-            "ts": time.time(),
-            "boxes": [{**detection, "label": "person", "score": 0.9}],
-        }
+        data = {"width": width, "height": height, "ts": time.time(), "boxes": detections}
         env.gateway.node.live.publish("detections", camera_id, data)
         await asyncio.sleep(0.2)
 
 
-async def test_boxes_of_a_differently_sized_analysed_frame_land_on_the_displayed_video(env: WallEnv) -> None:
+@contextlib.asynccontextmanager
+async def publishing(
+    env: WallEnv, camera_id: str, size: tuple[int, int], boxes: list[Fractions]
+) -> AsyncIterator[None]:
+    publisher = asyncio.create_task(publish_fixed_boxes(env, camera_id, size, boxes))
+    try:
+        yield
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+
+
+async def one_tile_wall(browser: Browser, env: WallEnv, camera_id: str, scale: float) -> tuple[Page, dict[str, Any]]:
+    """A page at device pixel ratio ``scale`` showing ``camera_id`` alone on the wall, once it plays."""
+    context = await browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=scale)
+    page = await context.new_page()
+    await log_in(page, env.url, "op1")
+    await page.wait_for_selector(".tree .group.district", timeout=15000)
+    await page.click(".layout-btn[data-layout='1']")
+    await page.fill(".tree-search", camera_id)
+    await page.click(f".tree .cam[data-id='{camera_id}']")
+    deadline = time.monotonic() + 60
+    while not ((stats := (await tile_stats(page))[0])["frames"] >= 3 and stats["width"] > 0):
+        assert time.monotonic() < deadline, f"the tile does not play: {stats}"
+        await asyncio.sleep(0.2)
+    return page, stats
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+async def test_boxes_of_a_differently_sized_analysed_frame_land_on_the_displayed_video(
+    env: WallEnv, scale: int
+) -> None:
     """The patrol analyses the 768x576 (4:3) main picture, the wall plays the 640x360 (16:9) sub stream
-    of the same view: a box is drawn at the same fractions of the picture the tile displays."""
+    of the same view: a box is drawn at the same fractions of the picture the tile displays, on a
+    canvas of the screen's own pixels (CSS size x devicePixelRatio: sharp on a HiDPI screen)."""
     analysed = (768, 576)
     fractions = (0.10, 0.15, 0.35, 0.45)  # away from the centre lines, where both mappings could agree
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with chromium() as browser:
-        page = await browser.new_page(viewport={"width": 1600, "height": 900})
-        await log_in(page, env.url, "op1")
-        await page.wait_for_selector(".tree .group.district", timeout=15000)
-        await page.click(".layout-btn[data-layout='1']")
-        await page.fill(".tree-search", "cam-1")
-        await page.click(".tree .cam[data-id='cam-1']")
-        deadline = time.monotonic() + 60
-        while not ((stats := (await tile_stats(page))[0])["frames"] >= 3 and stats["width"] > 0):
-            assert time.monotonic() < deadline, f"the tile does not play: {stats}"
-            await asyncio.sleep(0.2)
+        page, stats = await one_tile_wall(browser, env, "cam-1", scale)
         width, height = stats["width"], stats["height"]
         assert width * analysed[1] != height * analysed[0], f"live video {width}x{height} has the analysed aspect"
 
-        publisher = asyncio.create_task(publish_fixed_box(env, "cam-1", analysed, fractions))
-        try:
+        async with publishing(env, "cam-1", analysed, [fractions]):
             args = dict(zip(("fx1", "fy1", "fx2", "fy2"), fractions, strict=True)) | {"index": 0, "tol": 4}
             deadline = time.monotonic() + 20
             while True:
@@ -344,8 +410,55 @@ async def test_boxes_of_a_differently_sized_analysed_frame_land_on_the_displayed
                     break
                 assert time.monotonic() < deadline, f"box not drawn where the video shows it: {placed}"
                 await asyncio.sleep(0.2)
-            await page.screenshot(path=str(ARTIFACTS / "wall-box-placement.png"))
-        finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            assert placed["ratio"] == scale
+            assert placed["canvas"] == [round(side * scale) for side in placed["css"]], placed
+            await page.screenshot(path=str(ARTIFACTS / f"wall-box-placement-x{scale}.png"))
+
+
+async def test_boxes_stop_at_the_picture_edge_and_their_labels_leave_the_box_edge_visible(env: WallEnv) -> None:
+    """A box reaching past the right and bottom of the picture and one past its left and top (its label
+    then sits inside the picture) draw nothing in the tile's letterbox bands; the label above a box
+    leaves the stroke of its top edge whole. At device pixel ratio 2, like a monitor room's screens."""
+    spilling = (0.60, 0.60, 1.20, 1.20)
+    async with chromium() as browser:
+        page, stats = await one_tile_wall(browser, env, "cam-1", 2)
+        size = (stats["width"], stats["height"])
+        async with publishing(env, "cam-1", size, [spilling, (-0.20, -0.10, 0.30, 0.40)]):
+            args = {"index": 0, "fx1": spilling[0], "fy1": spilling[1]}
+            deadline = time.monotonic() + 20
+            while not ((clip := await page.evaluate(OVERLAY_CLIP, args)) and clip["inside"]):
+                assert time.monotonic() < deadline, f"no boxes drawn on the tile: {clip}"
+                await asyncio.sleep(0.2)
+            await page.screenshot(path=str(ARTIFACTS / "wall-box-clipped.png"))
+        assert clip["bands"] >= 20, f"the tile shows no letterbox band to spill into: {clip}"
+        assert clip["outside"] == 0, f"overlay pixels drawn in the letterbox bands: {clip}"
+        assert clip["topEdge"] >= 0.95, f"the label covers the box's top edge: {clip}"
+
+
+async def test_the_overlay_is_cleared_once_past_the_box_ttl_then_not_redrawn_until_new_boxes(env: WallEnv) -> None:
+    """Boxes stop coming: once past their time-to-live the overlay is empty, and the wall stops redrawing
+    it (no redraw in four of its 250 ms periods); new boxes draw it again."""
+    box = (0.30, 0.30, 0.60, 0.70)
+    async with chromium() as browser:
+        page, stats = await one_tile_wall(browser, env, "cam-1", 1)
+        size = (stats["width"], stats["height"])
+        async with publishing(env, "cam-1", size, [box]):
+            deadline = time.monotonic() + 20
+            while await page.evaluate(OVERLAY_PIXELS, 0) == 0:
+                assert time.monotonic() < deadline, "no boxes drawn on the tile"
+                await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while await page.evaluate(OVERLAY_PIXELS, 0):
+            assert time.monotonic() < deadline, "boxes still shown long after their time-to-live"
+            await asyncio.sleep(0.1)
+        await page.evaluate(COUNT_DRAWS, 0)
+        await asyncio.sleep(1.0)
+        assert await page.evaluate("() => window.xlDraws") == 0, "the empty overlay is still being redrawn"
+        assert await page.evaluate(OVERLAY_PIXELS, 0) == 0
+
+        async with publishing(env, "cam-1", size, [box]):
+            deadline = time.monotonic() + 20
+            while await page.evaluate(OVERLAY_PIXELS, 0) == 0:
+                assert time.monotonic() < deadline, "new boxes not drawn after the overlay went idle"
+                await asyncio.sleep(0.1)
+        assert await page.evaluate("() => window.xlDraws") > 0
