@@ -9,13 +9,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 class StallingProxy:
-    """A loopback TCP proxy to the service at ``target_url`` (its host and port; Redis's port when the
-    URL names none); after ``stall()`` it holds every byte in both directions (connections stay open,
-    nothing is answered) until ``resume()``."""
+    """A loopback TCP proxy to the service at ``target_url`` (its host and port); after ``stall()`` it
+    holds every byte in both directions (connections stay open, nothing is answered) until ``resume()``."""
 
     def __init__(self, target_url: str) -> None:
         self._parts = parts = urlsplit(target_url)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        if parts.port is None:
+            raise ValueError(f"{target_url}: the proxy needs the service's port in the URL")
+        self._target = (parts.hostname or "127.0.0.1", parts.port)
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
@@ -50,7 +51,11 @@ class StallingProxy:
         await self._server.wait_closed()
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:  # the service is down: the client sees its connection closed, not a hang
+            writer.close()
+            return
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pump(source, sink))
             self._pumps.add(task)

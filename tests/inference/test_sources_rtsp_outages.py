@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inference.test_sources_rtsp import until
+from tests.inference.waiting import until
 from tests.stalling_proxy import StallingProxy
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.settings import SourceSettings
@@ -94,8 +94,13 @@ async def test_stop_during_a_stalled_read_leaves_no_reader_behind(simulator: Cam
         await source.start()
         try:
             await source.latest(within=20)
-            proxy.stall()  # the reader now waits in a read that no byte will end
-            await asyncio.sleep(0.2)
+            proxy.stall()
+            # the reader takes what the socket buffers still hold, then waits in a read no byte will
+            # end: the count stands still (no new frame for 3 frame intervals at 10 fps)
+            previous = -1
+            while (count := source.stats().frames) != previous:
+                previous = count
+                await asyncio.sleep(0.3)
         finally:
             await source.stop()
             proxy.resume()
