@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from xueliang.gateway.models import CameraRecord, CameraStatus, Location, PatrolPolicy
 
@@ -46,7 +46,11 @@ class CameraSpec(BaseModel):
         description="Camera id to use (e.g. the 点位编号 of the list); empty: keep the registered one or make one",
     )
     name: str = Field("", max_length=200, description="Display name; empty: the address")
-    host: str = Field(description="IP address or DNS name of the camera")
+    host: str = Field(
+        # "address" too: the camera lists' column (IP地址/address) and the CLI say address
+        validation_alias=AliasChoices("host", "address"),
+        description="IP address or DNS name of the camera (also accepted as `address`)",
+    )
     port: int = Field(80, ge=1, le=65535, description="ONVIF HTTP port")
     username: str = Field("", max_length=128, description="ONVIF user")
     password: str = Field("", max_length=256, repr=False, description="ONVIF password (stored encrypted)")

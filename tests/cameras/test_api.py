@@ -151,6 +151,10 @@ async def test_cameras_api_roles_crud_filters_and_no_password_anywhere(
         assert outside.status_code == 422
         assert outside.json()["detail"][0]["loc"] == ["body", "host"]
         assert outside.json()["detail"][0]["msg"].startswith("127.9.9.9 is outside the allowed networks")
+        named_as_in_the_lists = {k: v for k, v in body(sim, 6).items() if k != "host"}
+        as_address = await tech.post("/api/cameras", json={**named_as_in_the_lists, "address": "127.9.9.9"})
+        assert as_address.status_code == 422  # read as the host (old code: "host: Field required")
+        assert as_address.json()["detail"][0]["msg"].startswith("127.9.9.9 is outside the allowed networks")
         clash = await tech.post("/api/cameras", json=body(sim, 0, id="other-id"))
         assert clash.status_code == 409 and first["id"] in clash.json()["detail"]
         typo = await tech.patch(f"/api/cameras/{first['id']}", json={"nmae": "x"})
