@@ -370,6 +370,30 @@ async def publishing(
             await publisher
 
 
+# The label bands tile 0 draws for boxes at the right and left edges of a 400 x 300 picture (a context
+# that records fillRect; the text width as the browser measures it).
+LABEL_BANDS = """() => {
+  const tile = xlWall().tiles[0];
+  const bands = [];
+  const ctx = {
+    measureText: (text) => ({ width: 7 * text.length }),
+    fillRect: (left, top, width) => bands.push([left, width]),
+    fillText: () => {},
+  };
+  const picture = { x: 0, y: 0, width: 400, height: 300 };
+  for (const x of [395, 340, 2]) tile.drawLabel(ctx, { label: "person", score: 0.9 }, picture, x, 120);
+  return bands;
+}"""
+
+
+SHOW_BOXES_ON_A_STOPPED_TILE = """() => {
+  const tile = xlWall().tiles[0];
+  tile.stop();
+  const box = { x1: 20, y1: 20, x2: 300, y2: 250, label: "person", score: 0.9 };
+  tile.showDetections({ width: 640, height: 360, ts: Date.now() / 1000, boxes: [box] });
+}"""
+
+
 async def one_tile_wall(browser: Browser, env: WallEnv, camera_id: str, scale: float) -> tuple[Page, dict[str, Any]]:
     """A page at device pixel ratio ``scale`` showing ``camera_id`` alone on the wall, once it plays."""
     context = await browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=scale)
@@ -433,6 +457,15 @@ async def test_boxes_stop_at_the_picture_edge_and_their_labels_leave_the_box_edg
         assert clip["bands"] >= 20, f"the tile shows no letterbox band to spill into: {clip}"
         assert clip["outside"] == 0, f"overlay pixels drawn in the letterbox bands: {clip}"
         assert clip["topEdge"] >= 0.95, f"the label covers the box's top edge: {clip}"
+        # A person walking in at the right edge: the label band stays whole inside the picture (old
+        # code kept it off the left side only, so the clip cut "person 90%" to "pers").
+        bands = await page.evaluate(LABEL_BANDS)
+        assert bands and all(left >= 0 and left + width <= 400 for left, width in bands), bands
+        # A tile that shows no picture (stopped, waiting to reconnect) lays no boxes over black, even
+        # when detections for its camera keep coming (old code drew them on the analysed frame's size).
+        await page.evaluate(SHOW_BOXES_ON_A_STOPPED_TILE)
+        await asyncio.sleep(0.6)  # two of the wall's redraw periods
+        assert await page.evaluate(OVERLAY_PIXELS, 0) == 0
 
 
 async def test_the_overlay_is_cleared_once_past_the_box_ttl_then_not_redrawn_until_new_boxes(env: WallEnv) -> None:

@@ -203,6 +203,7 @@ export class Tile {
     if (this.pc) this.pc.close();
     this.pc = null;
     this.video.srcObject = null;
+    this.boxes = null; // no boxes over a tile that shows no picture (reconnecting, emptied)
     this.clearOverlay();
   }
 
@@ -232,12 +233,12 @@ export class Tile {
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
   }
 
-  // Where the <video> shows its picture in a w x h tile (CSS object-fit: contain, centred): from the
-  // live stream's own size, or the analysed frame's while the video has none yet.
-  pictureRect(w, h, data) {
-    const sized = this.video.videoWidth > 0 && this.video.videoHeight > 0;
-    const vw = sized ? this.video.videoWidth : data.width;
-    const vh = sized ? this.video.videoHeight : data.height;
+  // Where the <video> shows its picture in a w x h tile (CSS object-fit: contain, centred), from the
+  // live stream's own size; null while it has no picture (connecting, reconnecting).
+  pictureRect(w, h) {
+    const vw = this.video.videoWidth;
+    const vh = this.video.videoHeight;
+    if (!(vw > 0 && vh > 0)) return null;
     const scale = Math.min(w / vw, h / vh);
     return { x: (w - vw * scale) / 2, y: (h - vh * scale) / 2, width: vw * scale, height: vh * scale };
   }
@@ -249,8 +250,9 @@ export class Tile {
   // pixels. Boxes older than BOX_TTL_MS are cleared once and dropped, which ends the wall's redraws.
   drawOverlay() {
     const canvas = this.canvas;
-    const w = this.el.clientWidth;
-    const h = this.el.clientHeight;
+    // the canvas's own CSS box (it covers the tile like the video), fractional in a 16-tile grid or at
+    // browser zoom: whole-pixel clientWidth would make the backing store miss the screen's pixels
+    const { width: w, height: h } = canvas.getBoundingClientRect();
     const ratio = window.devicePixelRatio || 1;
     const backingWidth = Math.round(w * ratio);
     const backingHeight = Math.round(h * ratio);
@@ -264,10 +266,10 @@ export class Tile {
       this.boxes = null;
       return;
     }
-    if (!w || !h) return;
+    const picture = w && h ? this.pictureRect(w, h) : null;
+    if (!picture) return; // no picture to lay boxes on: none float over a black tile
     const ctx = canvas.getContext("2d");
     ctx.setTransform(backingWidth / w, 0, 0, backingHeight / h, 0, 0);
-    const picture = this.pictureRect(w, h, data);
     ctx.save();
     ctx.beginPath();
     ctx.rect(picture.x, picture.y, picture.width, picture.height);
@@ -294,7 +296,8 @@ export class Tile {
     const width = ctx.measureText(text).width + 6;
     const above = y - half - LABEL_HEIGHT >= picture.y;
     const top = above ? y - half - LABEL_HEIGHT : Math.max(y, picture.y) + half;
-    const left = Math.max(above ? x - half : x + half, picture.x);
+    // kept inside the picture on both sides: a person walking in at the right edge keeps a readable label
+    const left = Math.max(picture.x, Math.min(above ? x - half : x + half, picture.x + picture.width - width));
     ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
     ctx.fillRect(left, top, width, LABEL_HEIGHT);
     ctx.fillStyle = "#39ff6a";
