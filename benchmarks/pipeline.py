@@ -88,9 +88,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -214,17 +214,10 @@ class StageClock:
         for engine in (node.detector.engine, limit.engine):
             targets += [(engine.adapter, "preprocess", "letterbox"), (engine.adapter, "decode", "output_decode")]
             targets += [(session, "run", "session_run") for session in engine.sessions]
-        undo: list[Callable[[], None]] = []
-        for owner, name, stage in targets:
-            own = vars(owner)
-            before = own.get(name)
-            setattr(owner, name, self._timed(stage, getattr(owner, name)))
-            undo.append(partial(setattr, owner, name, before) if before is not None else partial(delattr, owner, name))
-        try:
+        with contextlib.ExitStack() as patches:
+            for owner, name, stage in targets:
+                patches.enter_context(mock.patch.object(owner, name, self._timed(stage, getattr(owner, name))))
             yield
-        finally:
-            for put_back in reversed(undo):
-                put_back()
 
 
 CLOCK = StageClock()

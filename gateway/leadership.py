@@ -111,7 +111,10 @@ async def lead(
 
 async def _end(work: asyncio.Task[None]) -> None:
     """Cancel ``work`` and wait until it has ended, so that the lease is never given up while it still
-    runs. A cancellation of this task meanwhile is raised once the work has ended: never lost."""
+    runs. A cancellation of this task meanwhile is raised once the work has ended: never lost. Work
+    that had already ended is left alone: its failure went to the supervisor through ``lead``."""
+    if work.done():
+        return
     work.cancel()
     interrupted = False
     while not work.done():

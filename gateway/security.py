@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from xueliang.gateway.errors import AuthError, ConfigError, ConfigProblem, SecretUnreadable
 from xueliang.gateway.models import Role
-from xueliang.gateway.settings import PLACEHOLDERS, Environment, Settings
+from xueliang.gateway.settings import Environment, Settings, is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,10 @@ class Secrets:
     camera_key: str
 
 
+#: the development secrets' file under ``node.data_dir``
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
 def resolve_secrets(settings: Settings) -> Secrets:
     """The secrets to use. In development, placeholders are replaced by keys generated once and
     kept in ``<data_dir>/dev-secrets.json`` (mode 0600) so encrypted passwords survive restarts."""
@@ -156,11 +160,11 @@ def resolve_secrets(settings: Settings) -> Secrets:
     camera_key = settings.security.camera_key.get_secret_value()
     if settings.environment != Environment.DEVELOPMENT:
         return Secrets(token_secret, camera_key)
-    path = settings.node.data_dir / "dev-secrets.json"
+    path = settings.node.data_dir / DEV_SECRETS_FILE
     stored = _read_dev_secrets(path)
-    if token_secret.strip().lower() in PLACEHOLDERS:
+    if is_placeholder(token_secret):
         token_secret = stored.setdefault("secret_key", secrets.token_urlsafe(48))
-    if camera_key.strip().lower() in PLACEHOLDERS:
+    if is_placeholder(camera_key):
         camera_key = stored.setdefault("camera_key", Fernet.generate_key().decode())
     write_private(path, json.dumps(stored))
     return Secrets(token_secret, camera_key)

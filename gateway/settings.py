@@ -43,6 +43,12 @@ DEFAULT_NODE_TAG = "N01"
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "please-change", "xxx"})
 
 
+def is_placeholder(secret: str | SecretStr) -> bool:
+    """Whether a secret is one of the shipped stand-ins (blank, "change-me", ...), not a real one."""
+    text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return text.strip().lower() in PLACEHOLDERS
+
+
 class Environment(enum.StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -109,7 +115,7 @@ class SecuritySettings(BaseModel):
     @classmethod
     def _no_placeholder(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         environment = _VALIDATING_FOR.get()
-        if value.get_secret_value().strip().lower() in PLACEHOLDERS and environment != Environment.DEVELOPMENT:
+        if is_placeholder(value) and environment != Environment.DEVELOPMENT:
             raise ValueError(
                 f"placeholder secret refused in {environment} mode; set "
                 f"{ENV_PREFIX}SECURITY__{str(info.field_name).upper()} (or environment: development)"
@@ -223,12 +229,13 @@ class Settings(BaseSettings):
         if environment == Environment.DEVELOPMENT:
             return value
         refused = [
-            f"{key}: placeholder secret refused in {environment} mode; set {ENV_PREFIX}EVENTS__{env_key}"
-            for key, env_key, secret in (
-                ("forwarder.secret", "FORWARDER__SECRET", value.forwarder.secret),
-                ("callback.secret", "CALLBACK__SECRET", value.callback.secret),
+            f"{key}: placeholder secret refused in {environment} mode; "
+            f"set {ENV_PREFIX}EVENTS__{key.replace('.', '__').upper()}"
+            for key, secret in (
+                ("forwarder.secret", value.forwarder.secret),
+                ("callback.secret", value.callback.secret),
             )
-            if secret.get_secret_value().strip().lower() in PLACEHOLDERS
+            if is_placeholder(secret)
         ]
         if refused:  # both at once, one a line: a technician fixes them in one go
             raise ValueError("\n".join(refused))

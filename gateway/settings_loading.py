@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from xueliang.gateway.errors import ConfigError, ConfigProblem
-from xueliang.gateway.settings import ENV_PREFIX, PLACEHOLDERS, Environment, Settings, validating_for
+from xueliang.gateway.settings import ENV_PREFIX, Environment, Settings, is_placeholder, validating_for
 from xueliang.gateway.validation_messages import readable
 
 
@@ -258,7 +258,7 @@ _SECRET_KEYS = (
 
 def _secrets_in_file(raw: _Raw) -> list[ConfigProblem]:
     def given(value: Any) -> bool:
-        return value is not None and str(value).strip().lower() not in PLACEHOLDERS
+        return value is not None and not is_placeholder(str(value))
 
     problems = []
     for parts in _SECRET_KEYS:

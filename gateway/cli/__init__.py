@@ -12,11 +12,13 @@ from xueliang.gateway import logs
 from xueliang.gateway.cli.app import app
 from xueliang.gateway.cli.console import err
 from xueliang.gateway.errors import ConfigError, GatewayError, StoreUnavailable
+from xueliang.gateway.security import DEV_SECRETS_FILE
+from xueliang.gateway.settings import NodeSettings
 
 __all__ = ["app", "main"]
 
 #: where the demo keeps the secrets it generated (development mode, the default data_dir)
-DEMO_SECRETS = "var/dev-secrets.json"
+DEMO_SECRETS = (NodeSettings.model_fields["data_dir"].default / DEV_SECRETS_FILE).as_posix()
 
 
 def _tolerant_streams() -> None:

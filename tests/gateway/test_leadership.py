@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from xueliang.gateway.leadership import Role, lead
 from xueliang.gateway.node import open_node
@@ -94,3 +97,29 @@ async def test_a_node_stopped_while_its_lost_work_winds_down_stops(tmp_path: Pat
             results = await asyncio.gather(task, return_exceptions=True)
         assert isinstance(results[0], asyncio.CancelledError) and ended.is_set()
         assert await a.stores.leases.holder("scheduler") == "intruder"  # a's release did not touch it
+
+
+async def test_a_failing_work_reaches_the_supervisor_once_and_frees_the_lease(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The work's failure is raised to the supervisor (which logs it); the old code also logged it
+    itself, as a failure 'while stopping', so one failure read as two in the node's log."""
+    settings = load_settings(
+        environ={},
+        environment="development",
+        node={"mode": "scaleout", "name": "a", "data_dir": str(tmp_path / "a")},
+        storage={"redis_url": redis_url, "redis_prefix": "lead-fail:"},
+        events={"codes": {"node_tag": "AA"}},
+    )
+
+    async def work() -> None:
+        raise RuntimeError("the scheduler broke")
+
+    async with open_node(settings) as node:
+        with (
+            caplog.at_level(logging.DEBUG, logger="xueliang.gateway.leadership"),
+            pytest.raises(RuntimeError, match="the scheduler broke"),
+        ):
+            await lead(node, Role("scheduler"), work, renew_s=0.05, ttl_s=1.0)
+        assert await node.stores.leases.holder("scheduler") is None
+    assert not [r for r in caplog.records if "the scheduler broke" in r.getMessage()]

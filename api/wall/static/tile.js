@@ -119,7 +119,6 @@ export class Tile {
     this.camera = camera;
     this.why("");
     this.retryMs = RETRY_MIN_MS;
-    this.boxes = null;
     this.texts();
     if (camera) this.start();
   }
