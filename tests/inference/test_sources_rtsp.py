@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.inference.clip_match import assert_people_as_on_the_clip
-from tests.inference.waiting import until
+from tests.inference.rtsp_url import stream_url
+from tests.waiting import wait_until
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.detector import Detector
 from xueliang.inference.errors import SourceAuthFailed
@@ -27,12 +28,6 @@ FAST = SourceSettings(rtsp_open_timeout_s=2.0, rtsp_read_timeout_s=1.0, reconnec
 
 def simulator_config(vtest_path: Path, rtsp_port: int = 0) -> SimulatorConfig:
     return SimulatorConfig(count=2, rtsp_count=2, video=vtest_path, rtsp_port=rtsp_port, main_fps=10)
-
-
-def stream_url(sim: CameraSimulator, index: int = 0, password: str | None = None) -> str:
-    cfg = sim.config
-    address = sim.cameras[index].address
-    return f"rtsp://{cfg.username}:{password or cfg.password}@{address}:{sim.rtsp_port}/Streaming/Channels/101"
 
 
 @pytest.fixture
@@ -51,7 +46,7 @@ async def test_reads_real_frames_and_finds_people(simulator: CameraSimulator, mo
         frames = [await source.latest(within=20)]
         while len(frames) < 4:
             last = frames[-1].seq
-            await until(lambda last=last: source.stats().frames >= last + 2, "two more frames from the stream")
+            await wait_until(lambda last=last: source.stats().frames >= last + 2, "two more frames from the stream")
             frames.append(await source.latest(within=20))
         assert source.state is SourceState.STREAMING
         stats = source.stats()
@@ -77,15 +72,15 @@ async def test_reconnects_with_backoff_when_the_server_comes_back(vtest_path: Pa
     try:
         first = await source.latest(within=10)
         await sim.stop()  # the camera goes away mid-stream
-        await until(lambda: source.stats().errors >= 1, "the lost stream to be noticed")
-        await until(lambda: source.state is not SourceState.STREAMING, "the reader to leave STREAMING")
+        await wait_until(lambda: source.stats().errors >= 1, "the lost stream to be noticed")
+        await wait_until(lambda: source.state is not SourceState.STREAMING, "the reader to leave STREAMING")
         assert "stream lost" in source.stats().last_error or "cannot open" in source.stats().last_error
         before = source.stats().frames  # frame seq counts every frame published
         await asyncio.sleep(0.5)  # a few failed attempts while the camera is down
         assert source.stats().frames == before and source.state is not SourceState.STREAMING
         async with CameraSimulator(simulator_config(vtest_path, rtsp_port=port)) as again:
             assert again.rtsp_port == port
-            await until(lambda: source.stats().frames > before, "frames from the camera that came back")
+            await wait_until(lambda: source.stats().frames > before, "frames from the camera that came back")
             fresh = await source.latest(within=15)
             assert fresh.seq > before > first.seq and fresh.image.shape == (576, 768, 3)
             assert source.state is SourceState.STREAMING
@@ -121,7 +116,7 @@ async def test_stop_returns_while_the_camera_never_answers(simulator: CameraSimu
     simulator.cameras[1].faults.timeout = True  # accepts the connection, never answers
     source = RtspSource("sim-3", stream_url(simulator, index=1), FAST)
     await source.start()
-    await until(lambda: source.state is SourceState.CONNECTING, "the reader to try")
+    await wait_until(lambda: source.state is SourceState.CONNECTING, "the reader to try")
     await asyncio.sleep(0.3)  # now blocked inside FFmpeg's open
     await source.stop()
     assert source._thread is not None and not source._thread.is_alive()

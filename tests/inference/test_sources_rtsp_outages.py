@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.inference.waiting import until
+from tests.inference.rtsp_url import stream_url
 from tests.stalling_proxy import StallingProxy
+from tests.waiting import wait_until
 from xueliang.connectors.onvif.simulator import CameraSimulator, SimulatorConfig
 from xueliang.inference.settings import SourceSettings
 from xueliang.inference.sources import RtspSource, SourceState
-
-CHANNEL = "/Streaming/Channels/101"
 
 
 @pytest.fixture
@@ -32,11 +31,6 @@ async def simulator(vtest_path: Path) -> AsyncIterator[CameraSimulator]:
     config = SimulatorConfig(count=1, rtsp_count=1, video=vtest_path, main_fps=10)
     async with CameraSimulator(config) as sim:
         yield sim
-
-
-def url_via(sim: CameraSimulator, port: int, host: str = "127.0.0.1") -> str:
-    cfg = sim.config
-    return f"rtsp://{cfg.username}:{cfg.password}@{host}:{port}{CHANNEL}"
 
 
 # read timeout 1 s: OpenCV's own default is 30 s, so a source that lost the setting would sit in a
@@ -50,18 +44,17 @@ NOTICED_WITHIN = 8 * STALL.rtsp_read_timeout_s
 async def test_a_stalled_stream_ends_by_the_read_timeout_and_resumes_when_bytes_flow(
     simulator: CameraSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    camera = simulator.cameras[0]
-    async with StallingProxy(f"rtsp://{camera.address}:{simulator.rtsp_port}") as proxy:
-        source = RtspSource("stall-1", url_via(simulator, proxy.port), STALL, rng=random.Random(3))
+    async with StallingProxy(stream_url(simulator)) as proxy:
+        source = RtspSource("stall-1", proxy.url, STALL, rng=random.Random(3))
         await source.start()
         try:
             first = await source.latest(within=20)
-            await until(lambda: source.stats().frames >= first.seq + 3, "frames to flow", 20)
+            await wait_until(lambda: source.stats().frames >= first.seq + 3, "frames to flow", 20)
             assert source.state is SourceState.STREAMING
             errors_before = source.stats().errors
             caplog.set_level(logging.WARNING, logger="xueliang.inference.sources.rtsp")
             proxy.stall()  # the sockets stay open; not one byte more comes
-            await until(
+            await wait_until(
                 lambda: source.state is not SourceState.STREAMING,
                 f"the reader to leave STREAMING (read timeout {STALL.rtsp_read_timeout_s:g} s)",
                 NOTICED_WITHIN,
@@ -71,12 +64,12 @@ async def test_a_stalled_stream_ends_by_the_read_timeout_and_resumes_when_bytes_
             assert any("stream lost" in r.getMessage() and "stall-1" in r.getMessage() for r in caplog.records)
             stalled_at = source.stats().frames
             # while it stays stalled no frame comes, and the source keeps trying (open timeouts)
-            await until(lambda: source.stats().errors >= stats.errors + 1, "a failed reopen while stalled", 20)
+            await wait_until(lambda: source.stats().errors >= stats.errors + 1, "a failed reopen while stalled", 20)
             assert source.stats().frames == stalled_at and source.state is not SourceState.STREAMING
             last_error = source.stats().last_error
             assert "stream lost" in last_error or "no RTSP answer" in last_error, last_error
             proxy.resume()
-            await until(lambda: source.stats().frames > stalled_at, "frames after the proxy forwards again", 30)
+            await wait_until(lambda: source.stats().frames > stalled_at, "frames after the proxy forwards again", 30)
             fresh = await source.latest(within=15)
             assert fresh.seq > stalled_at and fresh.image.shape == (576, 768, 3)
             assert source.state is SourceState.STREAMING and source.stats().reconnects >= 1
@@ -88,9 +81,8 @@ async def test_a_stalled_stream_ends_by_the_read_timeout_and_resumes_when_bytes_
 
 
 async def test_stop_during_a_stalled_read_leaves_no_reader_behind(simulator: CameraSimulator) -> None:
-    camera = simulator.cameras[0]
-    async with StallingProxy(f"rtsp://{camera.address}:{simulator.rtsp_port}") as proxy:
-        source = RtspSource("stall-2", url_via(simulator, proxy.port), STALL)
+    async with StallingProxy(stream_url(simulator)) as proxy:
+        source = RtspSource("stall-2", proxy.url, STALL)
         await source.start()
         try:
             await source.latest(within=20)
@@ -98,9 +90,10 @@ async def test_stop_during_a_stalled_read_leaves_no_reader_behind(simulator: Cam
             # the reader takes what the socket buffers still hold, then waits in a read no byte will
             # end: the count stands still (no new frame for 3 frame intervals at 10 fps)
             previous = -1
-            while (count := source.stats().frames) != previous:
-                previous = count
-                await asyncio.sleep(0.3)
+            async with asyncio.timeout(30):  # a liveness bound: the count must stop once bytes do
+                while (count := source.stats().frames) != previous:
+                    previous = count
+                    await asyncio.sleep(0.3)
         finally:
             await source.stop()
             proxy.resume()
@@ -133,12 +126,12 @@ def most_attempts(settings: SourceSettings, seconds: float) -> int:
 async def test_reconnects_back_off_while_the_camera_stays_away(vtest_path: Path) -> None:
     sim = CameraSimulator(SimulatorConfig(count=1, rtsp_count=1, video=vtest_path, main_fps=10))
     await sim.start()
-    source = RtspSource("away-1", url_via(sim, sim.rtsp_port, sim.cameras[0].address), BACKOFF, rng=random.Random(11))
+    source = RtspSource("away-1", stream_url(sim), BACKOFF, rng=random.Random(11))
     await source.start()
     try:
         await source.latest(within=20)
         await sim.stop()  # every reopen is now refused at once: only the backoff spaces them
-        await until(lambda: source.stats().errors >= 1, "the lost stream to be noticed", 20)
+        await wait_until(lambda: source.stats().errors >= 1, "the lost stream to be noticed", 20)
         before, started = source.stats().reconnects, time.monotonic()
         await asyncio.sleep(OUTAGE_S)
         attempts, elapsed = source.stats().reconnects - before, time.monotonic() - started

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.waiting import wait_until
 from tests.wall.conftest import ARTIFACTS, CAMERA_PASSWORD, MODEL, USER_PASSWORD, WallEnv
-from tests.wall.helpers import wait_until
 from xueliang.inference.anomaly import Anomaly, Evidence
 from xueliang.inference.detector import Detector
 from xueliang.inference.frames import Frame

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.wall.conftest import WallEnv, sim_config
-from tests.wall.helpers import WhepViewer, wait_until
+from tests.wall.helpers import WhepViewer
 from xueliang.api.wall.models import StreamMode, UpstreamState
 from xueliang.connectors.onvif.simulator import CameraSimulator
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.wall.conftest import VIDEO, WallEnv
-from tests.wall.helpers import wait_until
 from xueliang.api.wall import h264
 from xueliang.api.wall.cameras import camera_source
 from xueliang.api.wall.errors import CameraAddressRefused, SourceUnavailable, SourceUnsupported

@@ -14,8 +14,8 @@ from cryptography.fernet import Fernet
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.waiting import wait_until
 from tests.wall.conftest import CAMERA_PASSWORD, WallEnv, add_user
-from tests.wall.helpers import wait_until
 from xueliang.api.wall.saved import WallDocument
 from xueliang.api.wall.sessions import filter_candidates
 from xueliang.gateway.models import Role

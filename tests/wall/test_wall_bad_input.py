@@ -14,8 +14,8 @@ from aiortc import RTCPeerConnection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.waiting import wait_until
 from tests.wall.conftest import CAMERA_PASSWORD, WallEnv, add_user
-from tests.wall.helpers import wait_until
 from xueliang.api.wall import feed, whep
 from xueliang.api.wall.errors import (
     CameraAddressRefused,
