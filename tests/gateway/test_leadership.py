@@ -16,15 +16,20 @@ from xueliang.gateway.settings import Settings
 from xueliang.gateway.settings_loading import load_settings
 
 
+def scaleout_settings(tmp_path: Path, name: str, redis_url: str, prefix: str) -> Settings:
+    """A scale-out node ``name`` on the test's Redis, its keys under ``prefix``."""
+    return load_settings(
+        environ={},
+        environment="development",
+        node={"mode": "scaleout", "name": name, "data_dir": str(tmp_path / name)},
+        storage={"redis_url": redis_url, "redis_prefix": prefix},
+        events={"codes": {"node_tag": name.upper() * 2}},
+    )
+
+
 async def test_one_leader_at_a_time_and_failover(tmp_path: Path, redis_url: str) -> None:
     def settings(name: str) -> Settings:
-        return load_settings(
-            environ={},
-            environment="development",
-            node={"mode": "scaleout", "name": name, "data_dir": str(tmp_path / name)},
-            storage={"redis_url": redis_url, "redis_prefix": "lead-test:"},
-            events={"codes": {"node_tag": name.upper() * 2}},
-        )
+        return scaleout_settings(tmp_path, name, redis_url, "lead-test:")
 
     running: list[str] = []
 
@@ -64,13 +69,7 @@ async def test_a_node_stopped_while_its_lost_work_winds_down_stops(tmp_path: Pat
     """Failed on the old code: the lease lost, ``lead`` waited for the work to end and swallowed its
     own cancellation meanwhile, then went round again; the node's stop waited for ever. The lease is
     also given up only once the work has ended."""
-    settings = load_settings(
-        environ={},
-        environment="development",
-        node={"mode": "scaleout", "name": "a", "data_dir": str(tmp_path / "a")},
-        storage={"redis_url": redis_url, "redis_prefix": "lead-stop:"},
-        events={"codes": {"node_tag": "AA"}},
-    )
+    settings = scaleout_settings(tmp_path, "a", redis_url, "lead-stop:")
     winding_down = asyncio.Event()
     ended = asyncio.Event()
 
@@ -104,13 +103,7 @@ async def test_a_failing_work_reaches_the_supervisor_once_and_frees_the_lease(
 ) -> None:
     """The work's failure is raised to the supervisor (which logs it); the old code also logged it
     itself, as a failure 'while stopping', so one failure read as two in the node's log."""
-    settings = load_settings(
-        environ={},
-        environment="development",
-        node={"mode": "scaleout", "name": "a", "data_dir": str(tmp_path / "a")},
-        storage={"redis_url": redis_url, "redis_prefix": "lead-fail:"},
-        events={"codes": {"node_tag": "AA"}},
-    )
+    settings = scaleout_settings(tmp_path, "a", redis_url, "lead-fail:")
 
     async def work() -> None:
         raise RuntimeError("the scheduler broke")
